@@ -1,0 +1,76 @@
+"""``SkilContext``: the Python API of SKIL's ``SkilContext``, for notebooks and scripts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from skil_sdk.spark.args import SparkArgs
+
+
+class SkilContext:
+    """Entry point for adding models and running batch inference from Python.
+
+    Example::
+
+        from skil_sdk import SkilContext, SparkArgs
+
+        ctx = SkilContext()
+        model_id = ctx.add_model_to_experiment("model.onnx", "digits")
+        job_id = ctx.batch_inference(
+            SparkArgs(master="local[2]"), model_id, "parquet", "out/", path="data.parquet"
+        )
+    """
+
+    def add_model_to_experiment(
+        self, path: str | Path, experiment: str, name: str | None = None
+    ) -> str:
+        """Add an ONNX model to the model store under ``experiment``; return its id."""
+        from skil_sdk.store.models import add_model
+
+        return str(add_model(Path(path), experiment, name=name).id)
+
+    def batch_inference(
+        self,
+        args: SparkArgs | None,
+        model_id: str,
+        provider: str,
+        output_path: str,
+        batch_size: int | None = None,
+        *,
+        overwrite: bool = False,
+        keep_columns: list[str] | None = None,
+        postprocess: str | None = None,
+        plugins: list[str] | None = None,
+        advertise_host: str | None = None,
+        detach: bool = False,
+        **provider_options: Any,
+    ) -> str:
+        """Run ``model_id`` over ``provider``'s keyed data and write Parquet to ``output_path``.
+
+        Blocks until the job ends (unless ``detach``) and returns the job id; a failed job
+        raises :class:`skil_sdk.errors.JobError`. ``provider_options`` are passed to the
+        provider's ``data(spark, **options)`` as strings.
+        """
+        from skil_sdk.spark.submit import InferenceRequest, submit
+
+        request = InferenceRequest(
+            model_id=model_id,
+            provider=provider,
+            output=str(output_path),
+            spark_args=args or SparkArgs(),
+            batch_size=batch_size,
+            provider_options={k: str(v) for k, v in provider_options.items()},
+            overwrite=overwrite,
+            keep_columns=list(keep_columns or []),
+            postprocess=postprocess,
+            plugins=[str(p) for p in plugins or []],
+            advertise_host=advertise_host,
+        )
+        return submit(request, detach=detach).job_id
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        """The job record of ``job_id`` as a dict."""
+        from skil_sdk.store.jobs import JobStore
+
+        return JobStore().get(job_id).to_dict()

@@ -1,0 +1,155 @@
+"""``ModelRunner``: one onnxruntime session and the reshaping, casting and batching around it."""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from skil_sdk.errors import ModelError
+from skil_sdk.inference.batching import fixed_batch_size, run_in_chunks
+from skil_sdk.inference.shaping import shape_input
+from skil_sdk.inference.signature import signature_from_session
+
+Outputs = dict[str, Any]
+
+
+class ModelRunner:
+    """Runs an ONNX model on rows of features.
+
+    >>> runner = ModelRunner(Path("model.onnx"))
+    >>> outputs = runner.run(np.zeros((32, 784), dtype="float32"))
+    >>> outputs["output"].shape
+    (32, 10)
+
+    ``features`` is a 2-D array (N rows of flat features) for a single-input model, or a
+    dict ``input_name -> N rows``. Rows are reshaped to each input's shape and cast to its
+    element type. A model whose batch dim is fixed runs in chunks of that size (the last
+    one padded) and still returns exactly N rows. Tensor outputs are numpy arrays;
+    non-tensor outputs (scikit-learn's ZipMap ``seq(map)``) are lists of dicts.
+    """
+
+    def __init__(
+        self,
+        model_path: Path,
+        intra_op_threads: int = 1,
+        providers: Sequence[str] = ("CPUExecutionProvider",),
+    ) -> None:
+        import onnxruntime as ort
+
+        self.model_path = Path(model_path)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = intra_op_threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        try:
+            self._session = ort.InferenceSession(
+                str(self.model_path), sess_options=options, providers=list(providers)
+            )
+        except Exception as exc:
+            raise ModelError(
+                f"onnxruntime {ort.__version__} cannot load {self.model_path.name} "
+                f"({_first_line(exc)}); export the model with operators and an opset this "
+                "onnxruntime supports."
+            ) from exc
+        self.signature: dict[str, list[dict[str, Any]]] = signature_from_session(self._session)
+        self.input_names: list[str] = [i["name"] for i in self.signature["inputs"]]
+        self.output_names: list[str] = [o["name"] for o in self.signature["outputs"]]
+        self._specs = {i["name"]: i for i in self.signature["inputs"]}
+        self.batch_size: int | None = fixed_batch_size(self.signature["inputs"])
+        self._warned = False
+
+    def run(self, features: np.ndarray | Mapping[str, Any]) -> Outputs:
+        """Run the model on N rows; every output has N rows (see the class docstring)."""
+        feeds = self._feeds(features)
+        rows = _row_count(feeds)
+        if rows == 0:
+            return {
+                spec["name"]: np.empty((0,)) if spec["kind"] == "tensor" else []
+                for spec in self.signature["outputs"]
+            }
+        if self.batch_size is None or self.batch_size == rows:
+            return self._run_once(feeds)
+        if not self._warned:
+            self._warned = True
+            warnings.warn(
+                f"Model {self.model_path.name} has a fixed batch size of {self.batch_size}; "
+                f"running rows in chunks of {self.batch_size} (the last one padded).",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        return run_in_chunks(self._run_once, feeds, rows, self.batch_size, self.output_names)
+
+    def _feeds(self, features: np.ndarray | Mapping[str, Any]) -> dict[str, np.ndarray]:
+        if isinstance(features, Mapping):
+            missing = [n for n in self.input_names if n not in features]
+            unknown = [n for n in features if n not in self._specs]
+            if missing or unknown:
+                raise ModelError(
+                    f"Model {self.model_path.name} takes inputs {self.input_names}, got "
+                    f"{sorted(features)}; name every input exactly once."
+                )
+            feeds = {n: shape_input(self._specs[n], features[n]) for n in self.input_names}
+        else:
+            if len(self.input_names) != 1:
+                raise ModelError(
+                    f"Model {self.model_path.name} has {len(self.input_names)} inputs "
+                    f"({', '.join(self.input_names)}); pass a dict of input name to rows."
+                )
+            name = self.input_names[0]
+            feeds = {name: shape_input(self._specs[name], features)}
+        counts = {n: (a.shape[0] if a.ndim else 1) for n, a in feeds.items()}
+        if len(set(counts.values())) > 1:
+            raise ModelError(
+                f"Inputs have different row counts ({counts}); send the same rows for every input."
+            )
+        return feeds
+
+    def _run_once(self, feeds: dict[str, np.ndarray]) -> Outputs:
+        try:
+            values = self._session.run(self.output_names, feeds)
+        except Exception as exc:
+            raise ModelError(
+                f"onnxruntime could not run {self.model_path.name} ({_first_line(exc)}); check "
+                "the inputs against the model's signature (`skil-sdk models show ID`)."
+            ) from exc
+        return dict(zip(self.output_names, values, strict=True))
+
+
+def _row_count(feeds: dict[str, np.ndarray]) -> int:
+    first = next(iter(feeds.values()))
+    return int(first.shape[0]) if first.ndim else 1
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[-1] if text else type(exc).__name__)[:300]
+
+
+_CACHE: dict[tuple[str, int, tuple[str, ...]], ModelRunner] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def get_runner(
+    model_path: Path,
+    intra_op_threads: int = 1,
+    providers: Sequence[str] = ("CPUExecutionProvider",),
+) -> ModelRunner:
+    """The process-wide :class:`ModelRunner` of a model file, created on first use and kept."""
+    key = (str(Path(model_path).resolve()), intra_op_threads, tuple(providers))
+    with _CACHE_LOCK:
+        runner = _CACHE.get(key)
+        if runner is None:
+            runner = ModelRunner(Path(model_path), intra_op_threads, providers)
+            _CACHE[key] = runner
+        return runner
+
+
+def clear_runners() -> None:
+    """Forget every cached runner (their sessions are freed when unreferenced)."""
+    with _CACHE_LOCK:
+        _CACHE.clear()

@@ -1,0 +1,94 @@
+"""Turning rows of flat features into the tensors a model expects (reshape and cast)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from skil_sdk.errors import ModelError
+from skil_sdk.inference.signature import format_shape
+
+#: signature element type -> numpy dtype.
+NUMPY_DTYPES: dict[str, Any] = {
+    "float32": np.float32,
+    "float64": np.float64,
+    "float16": np.float16,
+    "int8": np.int8,
+    "int16": np.int16,
+    "int32": np.int32,
+    "int64": np.int64,
+    "uint8": np.uint8,
+    "uint16": np.uint16,
+    "uint32": np.uint32,
+    "uint64": np.uint64,
+    "bool": np.bool_,
+    "string": object,
+}
+
+
+def numpy_dtype(elem_type: str | None) -> Any:
+    """The numpy dtype for a signature element type (``float32`` when unknown)."""
+    return NUMPY_DTYPES.get(elem_type or "float32", np.float32)
+
+
+def to_array(spec: dict[str, Any], values: Any) -> np.ndarray:
+    """``values`` as a numpy array of the input's element type (not yet reshaped)."""
+    dtype = numpy_dtype(spec.get("type"))
+    name = spec["name"]
+    try:
+        if dtype is object:
+            array = np.asarray(values, dtype=object)
+            return np.vectorize(str, otypes=[object])(array) if array.size else array
+        return np.asarray(values, dtype=dtype)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise ModelError(
+            f"Input '{name}' could not be read as {spec.get('type')} rows of equal length "
+            f"({exc}); send rows shaped {format_shape(spec.get('shape'))}."
+        ) from exc
+
+
+def shape_input(spec: dict[str, Any], values: Any) -> np.ndarray:
+    """Cast ``values`` (N rows) to the input's type and reshape each row to its shape.
+
+    Rows may already have the model's per-row shape, or be flat: 784 values become
+    ``[1, 28, 28]`` for an input shaped ``[N, 1, 28, 28]``. One symbolic per-row dim
+    is inferred from the row length.
+    """
+    array = to_array(spec, values)
+    shape = spec.get("shape")
+    if not shape:
+        return array
+    name = spec["name"]
+    if array.ndim == 0:
+        raise ModelError(
+            f"Input '{name}' got a single value, not rows; send rows shaped {format_shape(shape)}."
+        )
+    rows = array.shape[0]
+    row = list(shape[1:])
+    if _matches(array.shape[1:], row):
+        return array
+    flat = array.reshape(rows, -1)
+    size = flat.shape[1]
+    known = math.prod(d for d in row if isinstance(d, int))
+    unknown = [i for i, d in enumerate(row) if not isinstance(d, int)]
+    if len(unknown) > 1:
+        raise ModelError(
+            f"Input '{name}' has {len(unknown)} variable dims per row (shape "
+            f"{format_shape(shape)}), so a flat row of {size} values is ambiguous; send rows "
+            "already in that shape."
+        )
+    if (not unknown and size != known) or (unknown and (known == 0 or size % known)):
+        raise ModelError(
+            f"Input '{name}' expects {known} values per row (shape {format_shape(shape)}), "
+            f"but got rows of {size} values; send rows of {known} values."
+        )
+    target = [d if isinstance(d, int) else size // max(known, 1) for d in row]
+    return flat.reshape([rows, *target])
+
+
+def _matches(actual: tuple[int, ...], row: list[Any]) -> bool:
+    if len(actual) != len(row):
+        return False
+    return all(not isinstance(d, int) or d == a for a, d in zip(actual, row, strict=True))

@@ -1,0 +1,1 @@
+"""Keyed data-set providers: the interface and the built-in ones."""

@@ -1,0 +1,270 @@
+"""Built-in file providers: ``parquet``, ``csv`` and ``numpy``.
+
+``parquet`` and ``numpy`` return an :class:`ExecutorSource`: the driver only lists
+splits (Parquet row groups, ranges of ``.npy`` rows); the executors read them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from skil_sdk.errors import InvalidValueError
+from skil_sdk.providers.interface import ExecutorSource, KeyedDataSetProvider, ProviderOption
+
+
+def _require(options: dict[str, str], name: str, provider: str) -> str:
+    value = options.get(name)
+    if not value:
+        raise InvalidValueError(
+            f"The {provider} provider needs the option {name!r}; pass "
+            f"--provider-option {name}=PATH."
+        )
+    return value
+
+
+def _check_known(options: dict[str, str], allowed: Sequence[ProviderOption], provider: str) -> None:
+    names = {o.name for o in allowed}
+    for key in options:
+        if key not in names:
+            raise InvalidValueError(
+                f"The {provider} provider has no option {key!r} (it takes: "
+                f"{', '.join(sorted(names))})."
+            )
+
+
+def _split_columns(raw: str) -> list[str]:
+    return [c.strip() for c in raw.split(",") if c.strip()]
+
+
+@dataclass(frozen=True)
+class ParquetSplit:
+    """One row group of one Parquet file."""
+
+    path: str
+    row_group: int
+    rows: int
+
+
+class ParquetSource(ExecutorSource):
+    """Parquet files read by the executors, one row group per split."""
+
+    def __init__(self, path: str, id_column: str, feature_columns: list[str]) -> None:
+        import pyarrow.dataset as ds
+
+        self.path = path
+        self.id_column = id_column
+        self.feature_columns = feature_columns
+        try:
+            dataset = ds.dataset(path, format="parquet")
+        except (FileNotFoundError, OSError) as exc:
+            raise InvalidValueError(
+                f"No Parquet data at {path!r} ({exc}); check the provider's path option."
+            ) from exc
+        self._filesystem = dataset.filesystem
+        missing = [c for c in [id_column, *feature_columns] if c not in dataset.schema.names]
+        if missing:
+            raise InvalidValueError(
+                f"The Parquet data at {path!r} has no column {missing[0]!r} (columns: "
+                f"{', '.join(dataset.schema.names)}); set --provider-option id=... / features=..."
+            )
+        self._id_arrow_type = dataset.schema.field(id_column).type
+        self._splits: list[ParquetSplit] = []
+        for fragment in dataset.get_fragments():
+            for group in fragment.row_groups:
+                self._splits.append(ParquetSplit(fragment.path, group.id, group.num_rows))
+
+    def splits(self) -> list[ParquetSplit]:
+        return list(self._splits)
+
+    def count_hint(self) -> int:
+        return sum(s.rows for s in self._splits)
+
+    def id_type(self) -> str:
+        from skil_sdk.providers.arrays import spark_type_of
+
+        return spark_type_of(self._id_arrow_type)
+
+    def read(self, split: ParquetSplit, batch_size: int) -> Iterator[tuple[Any, Any]]:
+        import pyarrow.parquet as pq
+
+        from skil_sdk.providers.arrays import features_from_batch
+
+        with self._filesystem.open_input_file(split.path) as handle:
+            parquet = pq.ParquetFile(handle)
+            for batch in parquet.iter_batches(
+                batch_size=batch_size,
+                row_groups=[split.row_group],
+                columns=[self.id_column, *self.feature_columns],
+            ):
+                yield batch.column(self.id_column), features_from_batch(batch, self.feature_columns)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_splits"] = []
+        return state
+
+
+class ParquetProvider(KeyedDataSetProvider):
+    """Parquet files or directories with an id column and feature column(s)."""
+
+    PLUGIN_NAME = "parquet"
+    OPTIONS = (
+        ProviderOption(
+            "path", "a Parquet file or directory (local, s3://, hdfs://)", required=True
+        ),
+        ProviderOption("id", "the id column", default="id"),
+        ProviderOption(
+            "features",
+            "the feature column(s), comma-separated (one per model input)",
+            default="features",
+        ),
+    )
+
+    def data(self, spark: Any, **options: str) -> ParquetSource:
+        _check_known(options, self.OPTIONS, self.PLUGIN_NAME)
+        path = _require(options, "path", self.PLUGIN_NAME)
+        return ParquetSource(
+            path, options.get("id", "id"), _split_columns(options.get("features", "features"))
+        )
+
+
+class CsvProvider(KeyedDataSetProvider):
+    """CSV files with a header: an id column and numeric feature columns."""
+
+    PLUGIN_NAME = "csv"
+    OPTIONS = (
+        ProviderOption("path", "a CSV file or directory", required=True),
+        ProviderOption("id", "the id column", default="id"),
+        ProviderOption(
+            "features", "the feature columns, comma-separated (default: every other column)"
+        ),
+        ProviderOption("separator", "the field separator", default=","),
+        ProviderOption("label", "a label column kept for evaluation jobs"),
+    )
+
+    def data(self, spark: Any, **options: str) -> Any:
+        from pyspark.sql import functions as F
+
+        _check_known(options, self.OPTIONS, self.PLUGIN_NAME)
+        path = _require(options, "path", self.PLUGIN_NAME)
+        id_column = options.get("id", "id")
+        frame = (
+            spark.read.option("header", "true")
+            .option("sep", options.get("separator", ","))
+            .option("inferSchema", "true")
+            .csv(path)
+        )
+        if id_column not in frame.columns:
+            raise InvalidValueError(
+                f"The CSV data at {path!r} has no column {id_column!r} (columns: "
+                f"{', '.join(frame.columns)}); set --provider-option id=COLUMN."
+            )
+        label = options.get("label")
+        if options.get("features"):
+            features = _split_columns(options["features"])
+        else:
+            features = [c for c in frame.columns if c not in (id_column, label)]
+        missing = [c for c in features if c not in frame.columns]
+        if missing:
+            raise InvalidValueError(
+                f"The CSV data at {path!r} has no column {missing[0]!r}; check the features option."
+            )
+        selected = [
+            F.col(id_column).alias("id"),
+            F.array(*[F.col(c).cast("float") for c in features]).alias("features"),
+        ]
+        if label:
+            selected.append(F.col(label).alias("label"))
+        return frame.select(*selected)
+
+
+@dataclass(frozen=True)
+class NumpySplit:
+    """A range of rows of one ``.npy`` file; ids start at ``first_id``."""
+
+    path: str
+    start: int
+    stop: int
+    first_id: int
+
+
+class NumpySource(ExecutorSource):
+    """``.npy`` files read by the executors (memory-mapped, in ranges of rows)."""
+
+    def __init__(self, path: str, rows_per_split: int) -> None:
+        root = Path(path)
+        if root.is_dir():
+            files = sorted(root.glob("*.npy"))
+        elif root.is_file():
+            files = [root]
+        else:
+            files = []
+        if not files:
+            raise InvalidValueError(
+                f"No .npy files at {path!r}; point the path option at a .npy file or a "
+                "directory of them."
+            )
+        self._splits: list[NumpySplit] = []
+        first_id = 0
+        for file in files:
+            rows = _npy_rows(file)
+            for start in range(0, rows, rows_per_split):
+                stop = min(rows, start + rows_per_split)
+                self._splits.append(NumpySplit(str(file), start, stop, first_id + start))
+            first_id += rows
+
+    def splits(self) -> list[NumpySplit]:
+        return list(self._splits)
+
+    def count_hint(self) -> int:
+        return sum(s.stop - s.start for s in self._splits)
+
+    def read(self, split: NumpySplit, batch_size: int) -> Iterator[tuple[Any, Any]]:
+        array = np.load(split.path, mmap_mode="r")
+        for start in range(split.start, split.stop, batch_size):
+            stop = min(split.stop, start + batch_size)
+            chunk = np.asarray(array[start:stop])
+            offset = split.first_id - split.start
+            ids = np.arange(offset + start, offset + stop, dtype=np.int64)
+            yield ids, chunk.reshape(len(chunk), -1)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"_splits": []}
+
+
+def _npy_rows(path: Path) -> int:
+    try:
+        shape = np.load(path, mmap_mode="r").shape
+    except (ValueError, OSError) as exc:
+        raise InvalidValueError(f"{path} is not a readable .npy file ({exc}).") from exc
+    if not shape:
+        raise InvalidValueError(f"{path} holds a scalar, not rows of features.")
+    return int(shape[0])
+
+
+class NumpyProvider(KeyedDataSetProvider):
+    """A ``.npy`` file or a directory of them; ids are row numbers across the files."""
+
+    PLUGIN_NAME = "numpy"
+    OPTIONS = (
+        ProviderOption("path", "a .npy file or a directory of .npy files", required=True),
+        ProviderOption("rows_per_split", "rows per Spark task", default="65536"),
+    )
+
+    def data(self, spark: Any, **options: str) -> NumpySource:
+        _check_known(options, self.OPTIONS, self.PLUGIN_NAME)
+        path = _require(options, "path", self.PLUGIN_NAME)
+        try:
+            rows_per_split = int(options.get("rows_per_split", "65536"))
+        except ValueError:
+            rows_per_split = 0
+        if rows_per_split < 1:
+            raise InvalidValueError(
+                "The numpy provider's rows_per_split must be a positive integer, e.g. 65536."
+            )
+        return NumpySource(path, rows_per_split)

@@ -1,0 +1,110 @@
+"""The keyed data-set provider interface.
+
+A provider turns options into *keyed data*: rows that each carry an ``id`` and the
+features a model takes. It is the Python counterpart of SKIL's
+``KeyedDataSetProvider``. A complete, working provider package looks like this::
+
+    # my_provider/provider.py
+    import skil_sdk
+    from skil_sdk import KeyedDataSetProvider, ProviderOption
+
+
+    class SquaresProvider(KeyedDataSetProvider):
+        '''Rows 0..n-1 with one float feature each: the row number squared.'''
+
+        PLUGIN_NAME = "squares"
+        OPTIONS = (ProviderOption("n", "how many rows", default="100"),)
+
+        def data(self, spark, **options):
+            n = int(options.get("n", 100))
+            rows = [(i, [float(i * i)]) for i in range(n)]
+            return spark.createDataFrame(rows, "id long, features array<float>")
+
+
+    @skil_sdk.hookimpl
+    def register_providers(register):
+        register(SquaresProvider)
+
+    # pyproject.toml
+    # [project.entry-points.skil_sdk]
+    # squares = "my_provider.provider"
+
+``data(spark, **options)`` returns one of:
+
+* a Spark ``DataFrame`` with an ``id`` column and one column per model input
+  (``features`` by default; an array column, flat features are reshaped to the model's
+  input shape);
+* an RDD of ``(key, numpy.ndarray)`` pairs;
+* an :class:`ExecutorSource`: split descriptors that Spark schedules and a reader the
+  executors run themselves (the fast path; the data never passes through the driver).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ProviderOption:
+    """One option a provider accepts (``--provider-option name=value``)."""
+
+    name: str
+    help: str
+    default: str | None = None
+    required: bool = False
+
+
+class ExecutorSource(abc.ABC):
+    """Keyed data the executors read themselves.
+
+    ``splits()`` runs on the driver and returns small, picklable descriptors (a file
+    and a row range, say); Spark schedules one task per split. ``read(split,
+    batch_size)`` runs on an executor and yields ``(ids, features)`` batches, where
+    ``ids`` is a 1-D numpy array (or pyarrow array) and ``features`` a 2-D numpy array of
+    one row per id, or a dict of input name to array. It must stream: never hold a
+    whole split in memory.
+    """
+
+    @abc.abstractmethod
+    def splits(self) -> Sequence[Any]:
+        """The split descriptors (picklable), computed on the driver."""
+
+    @abc.abstractmethod
+    def read(self, split: Any, batch_size: int) -> Iterator[tuple[Any, Any]]:
+        """Yield ``(ids, features)`` batches of at most ``batch_size`` rows."""
+
+    def id_type(self) -> str:
+        """The Spark SQL type of the ids (``bigint``, ``string``...)."""
+        return "bigint"
+
+    def count_hint(self) -> int | None:
+        """The total number of rows, if cheap to know (used for progress)."""
+        return None
+
+    def labels(self, split: Any, batch_size: int) -> Iterator[tuple[Any, np.ndarray]]:
+        """Yield ``(ids, labels)`` batches, for evaluation jobs; optional."""
+        raise NotImplementedError(f"{type(self).__name__} provides no labels")
+
+
+class KeyedDataSetProvider(abc.ABC):
+    """Base class of every keyed data-set provider (see the module docstring)."""
+
+    #: The name jobs use to pick this provider (``--provider NAME``).
+    PLUGIN_NAME: ClassVar[str] = ""
+    #: The options ``data`` understands, listed by ``skil-sdk providers list``.
+    OPTIONS: ClassVar[tuple[ProviderOption, ...]] = ()
+
+    @abc.abstractmethod
+    def data(self, spark: Any, **options: str) -> Any:
+        """Return keyed data: a DataFrame, an RDD of ``(key, ndarray)``, or an ExecutorSource."""
+
+    @classmethod
+    def describe(cls) -> str:
+        """A one-line description: the first line of the class docstring."""
+        doc = (cls.__doc__ or "").strip()
+        return doc.splitlines()[0] if doc else ""

@@ -1,0 +1,115 @@
+"""Bearer-token auth: the admin token in ``SKIL_HOME/server.token`` and job-scoped tokens.
+
+The admin token may do everything. A job token (issued by the jobs store for one job)
+may read only that job's models and report only that job's progress, and stops working
+when the job ends. Tokens are compared in constant time and never logged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from skil_sdk.errors import AuthError, ForbiddenError
+from skil_sdk.home import atomic_write_text, file_lock, skil_home
+
+TOKEN_FILE = "server.token"
+TOKEN_ENV = "SKIL_SERVER_TOKEN"
+
+
+def token_path() -> Path:
+    """``SKIL_HOME/server.token``."""
+    return skil_home() / TOKEN_FILE
+
+
+def load_or_create_admin_token() -> str:
+    """The admin token, created (mode 0600, the token alone on one line) on first use."""
+    path = token_path()
+    with file_lock("server-token"):
+        if path.is_file():
+            token = path.read_text().strip()
+            if token:
+                with contextlib.suppress(OSError):
+                    os.chmod(path, 0o600)
+                return token
+        token = "ska_" + secrets.token_urlsafe(32)
+        atomic_write_text(path, token + "\n", mode=0o600)
+        return token
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the admin, or one job (with the models it may read)."""
+
+    kind: str
+    job_id: str | None = None
+    model_ids: tuple[str, ...] = ()
+
+    @property
+    def is_admin(self) -> bool:
+        """Whether this caller may do everything."""
+        return self.kind == "admin"
+
+    def require_admin(self) -> None:
+        """403 unless admin."""
+        if not self.is_admin:
+            raise ForbiddenError("A job token cannot do this; use the server's admin token.")
+
+    def require_model(self, model_id: str) -> None:
+        """403 unless admin or a job token granting ``model_id``."""
+        if not self.is_admin and model_id not in self.model_ids:
+            raise ForbiddenError(
+                f"This job token does not grant model {model_id!r}; use the token of a job "
+                "that runs it."
+            )
+
+    def require_job(self, job_id: str) -> None:
+        """403 unless admin or the token of job ``job_id``."""
+        if not self.is_admin and job_id != self.job_id:
+            raise ForbiddenError(
+                f"This job token does not grant job {job_id!r}; use that job's token."
+            )
+
+
+ADMIN = Principal(kind="admin")
+_bearer = HTTPBearer(auto_error=False, description="The admin token or a job token.")
+
+
+def principal(
+    request: Request,
+    credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),  # noqa: B008
+) -> Principal:
+    """FastAPI dependency: the caller, from ``Authorization: Bearer <token>``."""
+    if not request.app.state.config.auth:
+        return ADMIN
+    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+        raise AuthError(
+            "This request needs a bearer token; send 'Authorization: Bearer <token>' with the "
+            f"token from $SKIL_HOME/{TOKEN_FILE} or ${TOKEN_ENV}."
+        )
+    token = credentials.credentials
+    admin: str = request.app.state.admin_token
+    if secrets.compare_digest(token.encode(), admin.encode()):
+        return ADMIN
+    granted = _check_job_token(token)
+    if granted is None:
+        raise AuthError(
+            "The bearer token is not valid (or its job has ended); use the token from "
+            f"$SKIL_HOME/{TOKEN_FILE} or a current job token."
+        )
+    return Principal(kind="job", job_id=granted.job_id, model_ids=tuple(granted.model_ids))
+
+
+def _check_job_token(token: str) -> Any:
+    try:
+        from skil_sdk.store.jobs import check_job_token
+    except ImportError:
+        return None
+    return check_job_token(token)

@@ -1,0 +1,1 @@
+"""skil_sdk.spark."""

@@ -1,0 +1,253 @@
+"""What runs inside the executors' Python workers.
+
+Each worker fetches the model once per node (``skil_sdk.inference.fetch``: verified,
+atomic, locked), keeps one onnxruntime session per process, and turns batches of
+``(ids, features)`` into Arrow record batches of ``id`` plus the model's outputs.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import socket
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from skil_sdk.spark.schema import ColumnSpec
+
+_RUNNERS: dict[str, Any] = {}
+
+
+def default_node_cache() -> Path:
+    """``$SKIL_NODE_CACHE``, or a per-user directory under the system temp dir."""
+    raw = os.environ.get("SKIL_NODE_CACHE")
+    if raw:
+        return Path(raw)
+    return Path(tempfile.gettempdir()) / f"skil-node-cache-{os.getuid()}"
+
+
+@dataclass(frozen=True)
+class ExecutorConfig:
+    """Everything an executor needs, shipped inside the task closure (never in argv)."""
+
+    job_id: str
+    model_id: str
+    model_sha256: str
+    server_url: str
+    token: str = field(repr=False)
+    batch_size: int
+    id_type: str
+    columns: tuple[ColumnSpec, ...]
+    keep_columns: tuple[str, ...] = ()
+    keep_types: tuple[Any, ...] = ()
+    postprocess: str | None = None
+    postprocess_options: tuple[tuple[str, str], ...] = ()
+    execution_provider: str = "cpu"
+    bundle_hash: str | None = None
+    node_cache: str | None = None
+
+    def arrow_schema(self, id_arrow_type: pa.DataType) -> pa.Schema:
+        """The Arrow schema of the batches written."""
+        fields = [pa.field("id", id_arrow_type)]
+        fields += [pa.field(n, t) for n, t in zip(self.keep_columns, self.keep_types, strict=True)]
+        fields += [pa.field(c.name, c.arrow_type) for c in self.columns]
+        return pa.schema(fields)
+
+
+def _intra_op_threads() -> int:
+    try:
+        from pyspark import TaskContext
+
+        context = TaskContext.get()
+        if context is not None:
+            return max(1, int(context.cpus()))
+    except Exception:
+        pass
+    return 1
+
+
+def model_runner(config: ExecutorConfig) -> Any:
+    """This process's runner for the job's model (fetched once per node, loaded once)."""
+    runner = _RUNNERS.get(config.model_sha256)
+    if runner is None:
+        from skil_sdk.inference.fetch import fetch_model
+        from skil_sdk.inference.runner import ModelRunner
+
+        cache = Path(config.node_cache) if config.node_cache else default_node_cache()
+        path = fetch_model(config.server_url, config.model_id, config.token, cache / "models")
+        providers = (
+            ("CUDAExecutionProvider", "CPUExecutionProvider")
+            if config.execution_provider == "cuda"
+            else ("CPUExecutionProvider",)
+        )
+        runner = ModelRunner(path, intra_op_threads=_intra_op_threads(), providers=providers)
+        _RUNNERS[config.model_sha256] = runner
+    return runner
+
+
+def _postprocessor(config: ExecutorConfig) -> Any:
+    if config.postprocess is None:
+        return None
+    from skil_sdk.plugins import get_postprocessor
+
+    return get_postprocessor(config.postprocess)
+
+
+def _rebatch(
+    batches: Iterable[tuple[Any, Any, list[Any]]], size: int
+) -> Iterator[tuple[Any, Any, list[Any]]]:
+    """Cut incoming batches into pieces of at most ``size`` rows."""
+    for ids, features, kept in batches:
+        rows = len(ids)
+        if rows <= size:
+            yield ids, features, kept
+            continue
+        for start in range(0, rows, size):
+            stop = min(rows, start + size)
+            part = (
+                {k: v[start:stop] for k, v in features.items()}
+                if isinstance(features, dict)
+                else features[start:stop]
+            )
+            yield ids[start:stop], part, [k.slice(start, stop - start) for k in kept]
+
+
+def infer_batches(
+    config: ExecutorConfig,
+    batches: Iterable[tuple[Any, Any, list[Any]]],
+    id_arrow_type: pa.DataType,
+    stats: Any = None,
+) -> Iterator[pa.RecordBatch]:
+    """Run the model over ``(ids, features, kept_columns)`` batches; yield output batches."""
+    runner = model_runner(config)
+    postprocess = _postprocessor(config)
+    options = dict(config.postprocess_options)
+    schema = config.arrow_schema(id_arrow_type)
+    rows_done = 0
+    for ids, features, kept in _rebatch(batches, config.batch_size):
+        rows = len(ids)
+        if rows == 0:
+            continue
+        outputs = runner.run(features)
+        if postprocess is not None:
+            outputs = postprocess(outputs, **options)
+        by_column = {_column_key(name): value for name, value in outputs.items()}
+        arrays = [ids if isinstance(ids, pa.Array) else pa.array(ids, type=id_arrow_type)]
+        arrays += list(kept)
+        arrays += [spec.to_arrow(by_column[spec.name], rows) for spec in config.columns]
+        rows_done += rows
+        yield pa.RecordBatch.from_arrays(arrays, schema=schema)
+    if stats is not None:
+        stats.add({_process_key(): _process_record(config, rows_done)})
+
+
+def _column_key(name: str) -> str:
+    from skil_sdk.spark.schema import spark_column_name
+
+    return spark_column_name(name)
+
+
+def _process_key() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _process_record(config: ExecutorConfig, rows: int) -> dict[str, Any]:
+    return {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "python": sys.version.split()[0],
+        "executable": sys.argv[0] if sys.argv and sys.argv[0] else sys.executable,
+        "bundle_hash": bundle_hash_in_process(),
+        "rows": rows,
+    }
+
+
+def bundle_hash_in_process() -> str | None:
+    """The short hash of the bundle this process runs from (None outside a bundle)."""
+    pex = os.environ.get("PEX")
+    if not pex:
+        return None
+    name = Path(pex).name
+    if name.startswith("skil-bundle-") and name.endswith(".pex"):
+        return name[len("skil-bundle-") : -len(".pex")]
+    return None
+
+
+# ---------------------------------------------------------------- batch sources
+
+
+def source_batches(
+    source: Any, splits: Iterable[bytes], batch_size: int
+) -> Iterator[tuple[Any, Any, list[Any]]]:
+    """Batches read by an :class:`~skil_sdk.ExecutorSource` from pickled splits."""
+    for raw in splits:
+        split = pickle.loads(raw)
+        for ids, features in source.read(split, batch_size):
+            yield ids, features, []
+
+
+def frame_batches(
+    record_batches: Iterable[pa.RecordBatch], feature_columns: list[str], keep: list[str]
+) -> Iterator[tuple[Any, Any, list[Any]]]:
+    """Batches of a DataFrame provider's rows (``id``, features, kept columns)."""
+    from skil_sdk.providers.arrays import features_from_batch
+
+    for batch in record_batches:
+        if batch.num_rows == 0:
+            continue
+        yield (
+            batch.column("id"),
+            features_from_batch(batch, feature_columns),
+            [batch.column(k) for k in keep],
+        )
+
+
+def pair_batches(
+    pairs: Iterable[tuple[Any, Any]], batch_size: int
+) -> Iterator[tuple[Any, Any, list[Any]]]:
+    """Batches of an RDD provider's ``(key, ndarray)`` pairs."""
+    keys: list[Any] = []
+    rows: list[np.ndarray] = []
+    for key, value in pairs:
+        keys.append(key)
+        rows.append(np.asarray(value).reshape(-1))
+        if len(keys) == batch_size:
+            yield keys, _stack(rows, keys), []
+            keys, rows = [], []
+    if keys:
+        yield keys, _stack(rows, keys), []
+
+
+def _stack(rows: list[np.ndarray], keys: list[Any]) -> np.ndarray:
+    width = rows[0].shape[0]
+    for key, row in zip(keys, rows, strict=True):
+        if row.shape[0] != width:
+            from skil_sdk.errors import ModelError
+
+            raise ModelError(
+                f"Row {key!r} has {row.shape[0]} features where the rows before it have "
+                f"{width}; every row must have the length the model expects."
+            )
+    return np.stack(rows)
+
+
+class ExecutorStatsParam:
+    """Accumulator merging per-process records (``host:pid`` → record, rows summed)."""
+
+    def zero(self, value: dict[str, Any]) -> dict[str, Any]:
+        return {}
+
+    def addInPlace(self, left: dict[str, Any], right: dict[str, Any]) -> dict[str, Any]:
+        for key, record in right.items():
+            if key in left:
+                left[key] = {**left[key], "rows": left[key]["rows"] + record["rows"]}
+            else:
+                left[key] = dict(record)
+        return left

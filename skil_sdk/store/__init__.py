@@ -1,0 +1,1 @@
+"""Model and plugin artifacts, and the jobs database, under SKIL_HOME."""

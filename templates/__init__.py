@@ -1,0 +1,1 @@
+"""The cookiecutter templates that ``skil-sdk new`` renders (shipped as package data)."""

@@ -1,0 +1,157 @@
+"""The uber bundle: reproducible, cached by content hash, runnable as Spark runs workers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _bundle_fixtures import make_provider_project
+from _builder_helpers import bundled_wheels, files_of_bundled_wheel
+
+from skil_sdk.builder import cache
+from skil_sdk.builder.api import build, ensure_bundle, publish, verify_bundle
+from skil_sdk.errors import IntegrityError
+
+pytestmark = pytest.mark.slow
+
+
+def _progress() -> tuple[list[str], Any]:
+    lines: list[str] = []
+    return lines, lines.append
+
+
+def test_two_empty_homes_give_byte_identical_bundles(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    results = []
+    for name in ("a", "b"):
+        monkeypatch.setenv("SKIL_HOME", str(tmp_path / f"home-{name}"))
+        results.append(ensure_bundle([make_provider_project(tmp_path / name)]))
+    first, second = results
+    assert not first.cached and not second.cached
+    assert first.hash == second.hash
+    assert first.bundle.name == f"skil-bundle-{first.hash[:12]}.pex"
+    assert first.bundle.read_bytes() == second.bundle.read_bytes()
+
+
+def test_second_build_is_a_cache_hit_and_rebuilds_nothing(tmp_path: Path) -> None:
+    project = make_provider_project(tmp_path)
+    first = build([project])
+    stamp = first.bundle.stat().st_mtime_ns
+    lines, progress = _progress()
+    second = build([project], progress=progress)
+    assert second.cached and second.hash == first.hash and second.bundle == first.bundle
+    assert lines == []
+    assert second.bundle.stat().st_mtime_ns == stamp
+    assert set(second.to_dict()) >= {"bundle", "hash", "cached", "plugins", "seconds"}
+
+
+def test_editing_one_plugin_rebuilds_only_its_wheel(tmp_path: Path) -> None:
+    one = make_provider_project(tmp_path, name="skil-one", plugin="one")
+    two = make_provider_project(tmp_path, name="skil-two", plugin="two")
+    before = build([one, two])
+    module = one / "skil_one" / "provider.py"
+    module.write_text(module.read_text() + "\nEDITED = True\n")
+    lines, progress = _progress()
+    after = build([one, two], progress=progress)
+    built = [line for line in lines if line.startswith("Building the wheel")]
+    assert len(built) == 1 and "skil-one" in built[0]
+    assert after.hash != before.hash and not after.cached
+    shas = {p.name: p.sha256 for p in before.plugins}
+    assert {p.name: p.sha256 for p in after.plugins}["skil-two"] == shas["skil-two"]
+    assert {p.name: p.sha256 for p in after.plugins}["skil-one"] != shas["skil-one"]
+
+
+def test_deleting_a_module_removes_it_from_the_bundle(tmp_path: Path) -> None:
+    project = make_provider_project(tmp_path, extra_modules={"helpers.py": "X = 1\n"})
+    first = build([project])
+    assert "skil_squares/helpers.py" in files_of_bundled_wheel(first.bundle, "skil_squares")
+    (project / "skil_squares" / "helpers.py").unlink()
+    second = build([project])
+    assert second.hash != first.hash
+    assert "skil_squares/helpers.py" not in files_of_bundled_wheel(second.bundle, "skil_squares")
+
+
+def test_published_plugins_are_the_bundle_and_change_its_hash(tmp_path: Path) -> None:
+    empty = ensure_bundle()
+    assert empty.plugins == []
+    publish(make_provider_project(tmp_path))
+    with_plugin = ensure_bundle()
+    assert with_plugin.hash != empty.hash
+    assert [p.name for p in with_plugin.plugins] == ["skil-squares"]
+    wheels = bundled_wheels(with_plugin.bundle)
+    assert any(w.startswith("skil_squares-0.1.0") for w in wheels)
+    assert any(w.startswith("skil_sdk-") for w in wheels)
+    assert any(w.startswith("onnxruntime-") for w in wheels)
+    assert not any(w.startswith(("pyspark", "py4j", "pex-", "cookiecutter")) for w in wheels)
+    assert ensure_bundle().cached
+
+
+def test_bundle_layout_and_manifest(built_bundle: Any) -> None:
+    manifest = json.loads((built_bundle.bundle.parent / "manifest.json").read_text())
+    assert manifest["hash"] == built_bundle.hash
+    assert manifest["size"] == built_bundle.bundle.stat().st_size
+    with zipfile.ZipFile(built_bundle.bundle) as zf:
+        info = json.loads(zf.read("PEX-INFO"))
+    assert info["inherit_path"] == "fallback"
+    assert info.get("entry_point") is None
+    assert info["deps_are_wheel_files"] is True
+    with built_bundle.bundle.open("rb") as fh:
+        assert fh.readline().decode().strip() == f"#!/usr/bin/env python{manifest['python']}"
+
+
+def test_bundle_runs_the_way_spark_starts_workers(built_bundle: Any, tmp_path: Path) -> None:
+    probe = (
+        "import json, skil_sdk, onnxruntime, pyarrow, pandas\n"
+        "from importlib import metadata\n"
+        "print(json.dumps({'sdk': skil_sdk.__file__, 'ort': onnxruntime.__version__,\n"
+        "    'eps': sorted(e.name for e in metadata.entry_points(group='skil_sdk')),\n"
+        "    'providers': [p.name for p in __import__('skil_sdk.plugins').plugins"
+        ".list_providers()]}))\n"
+    )
+    archive = tmp_path / "worker.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("worker_probe.py", probe)
+    env = {**os.environ, "PYTHONPATH": str(archive), "PEX_ROOT": str(tmp_path / "pex-root")}
+    env.pop("SKIL_HOME", None)
+    proc = subprocess.run(
+        [str(built_bundle.bundle), "-m", "worker_probe"],
+        env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert seen["sdk"].startswith(str(tmp_path / "pex-root"))
+    assert "squares" in seen["eps"] and "squares" in seen["providers"]
+
+
+def test_a_corrupted_bundle_is_detected_and_rebuilt(tmp_path: Path) -> None:
+    project = make_provider_project(tmp_path)
+    result = ensure_bundle([project])
+    verify_bundle(result)
+    with result.bundle.open("ab") as fh:
+        fh.write(b"corruption")
+    with pytest.raises(IntegrityError, match="skil-sdk build"):
+        verify_bundle(result)
+    rebuilt = ensure_bundle([project], verify=True)
+    assert not rebuilt.cached and rebuilt.hash == result.hash
+    verify_bundle(rebuilt)
+    assert [e.hash for e in cache.list_bundles()] == [result.hash]
+
+
+def test_an_abbreviated_platform_target(tmp_path: Path, wheelhouse: Path) -> None:
+    """A --platform build picks wheels by that platform's tags (the host's here: no download)."""
+    import sys
+
+    version = f"{sys.version_info.major}{sys.version_info.minor}"
+    spec = f"manylinux_2_28_x86_64-cp-{version}-cp{version}"
+    if not any("manylinux" in w.name and "x86_64" in w.name for w in wheelhouse.glob("*.whl")):
+        pytest.skip("the wheelhouse holds no manylinux x86_64 wheels")
+    result = ensure_bundle(platform=spec)
+    assert result.manifest["target"] == spec and result.manifest["interpreter_constraints"] == []
+    assert any(w.startswith("numpy-") for w in bundled_wheels(result.bundle))
+    assert ensure_bundle(platform=spec).cached

@@ -1,0 +1,79 @@
+"""Shared fixtures: a fresh SKIL_HOME per test, one bundle and one SparkSession per session.
+
+The SparkSession's executors run inside the session's bundle (``spark.pyspark.python``),
+exactly as a submitted job's do. Slow tests (``@pytest.mark.slow``) run after the rest.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from skil_sdk.plugins import reset_plugins
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+pytest_plugins = ["_bundle_fixtures"]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Quick tests first, then slow ones, then the standalone-cluster ones."""
+
+    def rank(item: pytest.Item) -> int:
+        if item.get_closest_marker("cluster"):
+            return 2
+        return 1 if item.get_closest_marker("slow") else 0
+
+    items.sort(key=rank)
+
+
+@pytest.fixture(autouse=True)
+def skil_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own empty SKIL_HOME."""
+    home = tmp_path_factory.mktemp("skil-home")
+    monkeypatch.setenv("SKIL_HOME", str(home))
+    monkeypatch.delenv("SKIL_SERVER_URL", raising=False)
+    monkeypatch.delenv("SKIL_LOAD_PLUGINS", raising=False)
+    reset_plugins()
+    return home
+
+
+@pytest.fixture(scope="session")
+def node_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One node cache (PEX_ROOT, models) for the session, as a real node keeps one."""
+    path = tmp_path_factory.mktemp("node-cache")
+    previous = os.environ.get("SKIL_NODE_CACHE")
+    os.environ["SKIL_NODE_CACHE"] = str(path)
+    yield path
+    if previous is None:
+        os.environ.pop("SKIL_NODE_CACHE", None)
+    else:
+        os.environ["SKIL_NODE_CACHE"] = previous
+
+
+@pytest.fixture(scope="session")
+def spark(built_bundle: Any, node_cache: Path) -> Iterator[Any]:
+    """One local[2] SparkSession for the whole test session, executors inside the bundle."""
+    from pyspark.sql import SparkSession
+
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    bundle = str(Path(built_bundle.bundle).resolve())
+    os.environ["PEX_ROOT"] = str(node_cache / "pex")
+    # pyspark starts Python workers with $PYSPARK_PYTHON (the conf below is for spark-submit).
+    os.environ["PYSPARK_PYTHON"] = bundle
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("skil-sdk-tests")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.pyspark.python", bundle)
+        .config("spark.executorEnv.PEX_ROOT", str(node_cache / "pex"))
+        .getOrCreate()
+    )
+    yield session
+    session.stop()

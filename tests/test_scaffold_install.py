@@ -1,0 +1,130 @@
+"""A rendered provider project, installed with real pip into a fresh virtualenv.
+
+The virtualenv has no system site-packages. skil-sdk goes in from a clean copy of this
+source tree with a non-editable ``pip install`` (so the templates come from the wheel),
+then the project that this installed skil-sdk renders goes in with its ``test`` extra.
+pip's cache keeps the second run quick (pyspark's wheel is cached after the first).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from skil_sdk import __version__
+
+pytestmark = pytest.mark.slow
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+#: What a wheel of skil-sdk is built from.
+SOURCES = ("pyproject.toml", "README.md", "skil_sdk", "templates")
+#: Byte-compiling pyspark, pandas and friends would double the install time.
+PIP_INSTALL = ("install", "--quiet", "--no-compile")
+
+
+@dataclass
+class Venv:
+    """A fresh virtualenv and the environment its commands run in."""
+
+    root: Path
+    env: dict[str, str]
+    work: Path
+
+    def run(self, *args: str | Path, cwd: Path | None = None) -> str:
+        """Run a command of the venv (``python``, ``skil-sdk``...) and return its stdout."""
+        command = [str(self.root / "bin" / str(args[0])), *map(str, args[1:])]
+        result = subprocess.run(
+            command,
+            cwd=cwd or self.work,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        assert result.returncode == 0, (
+            f"{' '.join(command)} exited {result.returncode}\n"
+            f"stdout:\n{result.stdout[-4000:]}\nstderr:\n{result.stderr[-4000:]}"
+        )
+        return result.stdout
+
+
+@pytest.fixture(scope="module")
+def venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
+    """A fresh virtualenv with skil-sdk installed from a clean copy of the source tree."""
+    work = tmp_path_factory.mktemp("scaffold-install")
+    source = work / "skil-sdk-source"
+    source.mkdir()
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in SOURCES:
+        path = REPO_ROOT / name
+        if path.is_dir():
+            shutil.copytree(path, source / name, ignore=ignore)
+        else:
+            shutil.copy2(path, source / name)
+
+    root = work / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(root)], check=True, timeout=300)
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "SKIL_LOAD_PLUGINS"}
+    }
+    env["PATH"] = f"{root / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    env["VIRTUAL_ENV"] = str(root)
+    env["SKIL_HOME"] = str(work / "skil-home")
+    env["SPARK_LOCAL_IP"] = "127.0.0.1"
+    created = Venv(root=root, env=env, work=work)
+    created.run("python", "-m", "pip", *PIP_INSTALL, source)
+    return created
+
+
+@pytest.fixture(scope="module")
+def project(venv: Venv) -> Path:
+    """A provider project rendered by the installed skil-sdk and installed next to it."""
+    report = json.loads(
+        venv.run("skil-sdk", "new", "provider", "acme-rows", "-o", "projects", "--json")
+    )
+    path = Path(report["path"])
+    assert path == venv.work / "projects" / "acme-rows"
+    assert report["module"] == "acme_rows"
+    venv.run("python", "-m", "pip", *PIP_INSTALL, f"{path}[test]")
+    return path
+
+
+def test_the_installed_wheel_carries_the_template(venv: Venv) -> None:
+    out = venv.run(
+        "python", "-c", "import skil_sdk.scaffold as s; print(s.template_dir(), s.__file__)"
+    )
+    template, module = out.split()
+    site_packages = venv.root / "lib"
+    assert Path(template).is_relative_to(site_packages)
+    assert Path(module).is_relative_to(site_packages)
+    freeze = venv.run("python", "-m", "pip", "list", "--format", "json")
+    installed = {entry["name"]: entry for entry in json.loads(freeze)}
+    assert installed["skil-sdk"]["version"] == __version__
+    assert "editable_project_location" not in installed["skil-sdk"]
+
+
+def test_providers_list_shows_the_installed_plugin(project: Path, venv: Venv) -> None:
+    listed = {entry["name"]: entry for entry in json.loads(
+        venv.run("skil-sdk", "providers", "list", "--json")
+    )}  # fmt: skip
+    entry = listed["acme-rows"]
+    assert entry["plugin"] == "acme-rows"
+    assert (entry["package"], entry["version"]) == ("acme-rows", "0.1.0")
+    assert entry["class"] == "acme_rows.provider:AcmeRowsProvider"
+    assert {"path", "format", "id", "features"} == {o["name"] for o in entry["options"]}
+    assert {"mnist", "parquet", "csv", "numpy"} <= set(listed)
+
+
+def test_the_rendered_project_tests_pass(project: Path, venv: Venv) -> None:
+    out = venv.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=project)
+    assert " passed" in out and "failed" not in out and "skipped" not in out
