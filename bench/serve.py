@@ -214,22 +214,25 @@ def write_doc(r: dict[str, Any]) -> None:
         f"""\
         ## Serve
 
-        `POST /models/{{id}}/predict` of `skil-sdk serve` on the {r["model"]}, over
-        loopback: {r["client"]}; about {r["seconds_per_case"]:g} s per case. Measured with
-        `{r["command"]}` on {m["platform"]}, Python {m["python"]}, {m["cpus"]} CPUs,
-        onnxruntime {m["onnxruntime"]} (1-minute load average {m["load_average_1m"]} when it
-        finished). "onnxruntime alone" runs the same rows through `ModelRunner` in-process.
+        `POST /models/{{id}}/predict` of `skil-sdk serve` over loopback.
+        Model: {r["model"]}.
+        Client: {r["client"]}; about {r["seconds_per_case"]:g} s per case.
+        Measured with `{r["command"]}` on {m["platform"]}, Python {m["python"]},
+        {m["cpus"]} CPUs, onnxruntime {m["onnxruntime"]}; 1-minute load average
+        {m["load_average_1m"]} when it finished. "onnxruntime alone" runs the same rows
+        through `ModelRunner` in-process.
 
         {{table}}
 
         Each request costs a few milliseconds of HTTP, decoding and encoding, so one row
         per request gives a few hundred rows/s and throughput grows with the rows per
-        request. JSON is bound by parsing text floats (784 of them a row) and levels off at
-        a couple of thousand rows/s; Arrow streams carry the floats as they are and, at
-        1024 rows, come within reach of onnxruntime alone. Send batches, as Arrow when they
-        are large. Batch inference on Spark does not go through this route: executors
-        download the model once and run it locally. p99 values move with the machine's
-        load.
+        request. JSON is bound by parsing text floats (784 of them a row) and levels off
+        at a couple of thousand rows/s; Arrow streams carry the floats as they are and, at
+        1024 rows, come within a factor of two of onnxruntime alone. Send batches, as
+        Arrow when they are large. Batch inference on Spark does not go through this
+        route: executors download the model once and run it locally. On a busy machine
+        (see the load average) repeated runs differ by up to 2x, p99 most; compare rows
+        within one run.
         """
     )
     section = section.replace("{table}", table)
@@ -239,7 +242,7 @@ def write_doc(r: dict[str, Any]) -> None:
         text = text.rstrip("\n") + "\n\n" + section
     else:
         end = text.find("\n## ", start + 1)
-        text = text[:start] + section + (text[end + 1 :] if end != -1 else "")
+        text = text[:start] + section + ("\n" + text[end + 1 :] if end != -1 else "")
     DOC.write_text(text)
 
 

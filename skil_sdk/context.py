@@ -69,6 +69,41 @@ class SkilContext:
         )
         return submit(request, detach=detach).job_id
 
+    def evaluate(
+        self,
+        args: SparkArgs | None,
+        model_id: str,
+        provider: str,
+        eval_type: str,
+        label_column: str = "label",
+        threshold: float = 0.5,
+        output_path: str | None = None,
+        **provider_options: Any,
+    ) -> dict[str, Any]:
+        """Evaluate ``model_id`` on ``provider``'s labelled data; return the metrics.
+
+        ``eval_type`` is one of ``evaluation``, ``evaluationbinary``, ``roc``,
+        ``rocbinary``, ``rocmulticlass`` or ``regression`` (docs/evaluation.md lists each
+        one's keys); the returned dict also holds the ``job_id``. With ``output_path`` the
+        metrics are written there as JSON too. A failed job raises
+        :class:`skil_sdk.errors.JobError`.
+        """
+        from skil_sdk.evaluation.metrics import EvaluationSettings
+        from skil_sdk.spark.submit import InferenceRequest, submit
+
+        settings = EvaluationSettings(eval_type, label_column, float(threshold))
+        request = InferenceRequest(
+            model_id=model_id,
+            provider=provider,
+            output=str(output_path or ""),
+            spark_args=args or SparkArgs(),
+            provider_options={k: str(v) for k, v in provider_options.items()},
+            kind="evaluate",
+            evaluation=settings.to_dict(),
+        )
+        result = submit(request)
+        return {**(result.metrics or {}), "job_id": result.job_id}
+
     def job(self, job_id: str) -> dict[str, Any]:
         """The job record of ``job_id`` as a dict."""
         from skil_sdk.store.jobs import JobStore

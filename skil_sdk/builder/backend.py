@@ -1,9 +1,10 @@
 """Run a project's PEP 517 backend to build a wheel, reproducibly.
 
 The backend runs in a subprocess with ``SOURCE_DATE_EPOCH`` fixed. When the project's
-build requirements are installed in this interpreter it runs here (no fresh isolated
-environment to create, which costs seconds); otherwise in a build environment created
-once per set of requirements under ``SKIL_HOME/cache/build-envs`` and reused.
+build requirements are installed in this interpreter it runs with a view of just those
+(:mod:`skil_sdk.builder.buildenv`: no fresh isolated environment to create, which costs
+seconds, and no scan of every installed distribution); otherwise in a build environment
+created once per set of requirements under ``SKIL_HOME/cache/build-envs`` and reused.
 """
 
 from __future__ import annotations
@@ -47,10 +48,14 @@ def build_wheel(
     backend = str(build_system.get("build-backend", _DEFAULT_BACKEND))
     backend_path = build_system.get("backend-path")
     log: list[str] = []
-    runner = _runner(log)
-    python = sys.executable
-    if not requirements_satisfied(requires):
+    python, view = sys.executable, None
+    if requirements_satisfied(requires):
+        from skil_sdk.builder.buildenv import try_installed_view
+
+        view = try_installed_view(requires)
+    else:
         python = build_env(requires, find_links, no_index, progress)
+    runner = _runner(log, view)
     caller = BuildBackendHookCaller(
         str(src), backend, backend_path, runner=runner, python_executable=python
     )
@@ -84,7 +89,9 @@ def _build_system(src: Path, label: str) -> dict[str, Any]:
     return build_system if isinstance(build_system, dict) else {}
 
 
-def _runner(log: list[str]) -> Callable[..., None]:
+def _runner(log: list[str], view: Path | None) -> Callable[..., None]:
+    """A pyproject_hooks runner: output captured, fixed epoch, and the view if there is one."""
+
     def run(
         cmd: Sequence[str], cwd: str | None = None, extra_environ: Mapping[str, str] | None = None
     ) -> None:
@@ -93,6 +100,10 @@ def _runner(log: list[str]) -> Callable[..., None]:
         env["SOURCE_DATE_EPOCH"] = SOURCE_DATE_EPOCH
         env["PYTHONHASHSEED"] = "0"
         env.pop("PYTHONPATH", None)
+        if view is not None:
+            # No site-packages: the backend sees only the view's distributions.
+            cmd = [cmd[0], "-S", *cmd[1:]]
+            env["PYTHONPATH"] = str(view)
         proc = subprocess.run(
             list(cmd), cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
         )

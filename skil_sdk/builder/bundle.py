@@ -1,10 +1,11 @@
 """Assemble the bundle: one PEX file from already-resolved wheels.
 
-pex runs with ``--pre-resolved-dists`` (no resolve, no download) and
-``--no-pre-install-wheels`` (the wheels are stored as they are, so a 100 MB bundle is
-written in about a second), ``--inherit-path=fallback`` (Spark puts its own zips on
-``PYTHONPATH``) and no entry point. pex's defaults keep the file reproducible: fixed
-zip timestamps and no ``.pyc`` files.
+pex runs with ``--pre-resolved-dists`` (no resolve, no download), with
+``--no-pre-install-wheels`` and ``--no-compress`` (the wheels, already compressed, are
+stored as they are, so a 100 MB bundle is written in about a second), with
+``--inherit-path=fallback`` (Spark puts its own zips on ``PYTHONPATH``) and with no
+entry point. pex's defaults keep the file reproducible: fixed zip timestamps and no
+``.pyc`` files.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ def assemble(
         "--python-shebang",
         shebang(target),
         "--no-compile",
+        "--no-compress",
         "--no-use-system-time",
         "--output-file",
         str(out),

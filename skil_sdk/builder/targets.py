@@ -144,7 +144,8 @@ def complete_platform_target(path: Path) -> Target:
         pip_args += ["--platform", p]
     impl = re.sub(r"\d+$", "", first[0])
     pip_args += ["--python-version", version, "--implementation", impl, "--abi", first[1]]
-    digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+    described = {"markers": markers, "tags": list(tags)}
+    digest = hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
     return Target(
         ident=f"complete-{first[0]}-{first[1]}-{first[2]}-{digest}",
         tags=tags,

@@ -6,11 +6,8 @@ file name alone.
 
 from __future__ import annotations
 
-import configparser
 import re
-import zipfile
 from dataclasses import dataclass, field
-from email.parser import HeaderParser
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +65,9 @@ class WheelInfo:
 
 def read_wheel(path: Path) -> WheelInfo:
     """Read a wheel's METADATA and entry points; a file that is no wheel is an error."""
+    import zipfile
+    from email.parser import HeaderParser
+
     try:
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()
@@ -97,6 +97,8 @@ def read_wheel(path: Path) -> WheelInfo:
 
 def parse_entry_points(text: str) -> dict[str, dict[str, str]]:
     """Parse an ``entry_points.txt`` into group -> {name: value}."""
+    import configparser
+
     parser = configparser.ConfigParser(delimiters=("=",), interpolation=None)
     parser.optionxform = str  # type: ignore[assignment,method-assign]
     parser.read_string(text)

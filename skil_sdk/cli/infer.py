@@ -167,6 +167,9 @@ class _Progress:
     help="onnxruntime execution provider on the executors.",
 )
 @click.option("--spark-home", default=None, help="Spark installation to submit with.")
+@click.option(
+    "--profile", default=None, help="A profile of SKIL_HOME/config.toml (default: its default)."
+)
 @spark_options
 @json_option
 def infer(**values: Any) -> None:
@@ -175,6 +178,7 @@ def infer(**values: Any) -> None:
     Each executor fetches the model once, runs onnxruntime locally in batches, and
     writes `id` beside the model's outputs to --output.
     """
+    from skil_sdk.profiles import apply_profile
     from skil_sdk.spark.submit import InferenceRequest, submit
 
     as_json = values.pop("as_json")
@@ -194,6 +198,7 @@ def infer(**values: Any) -> None:
         execution_provider=values["execution_provider"],
         spark_home=values["spark_home"],
     )
+    request = apply_profile(request, values["profile"])
     progress = _Progress(enabled=not values["detach"])
     try:
         result = submit(request, detach=values["detach"], on_progress=progress, on_log=info)

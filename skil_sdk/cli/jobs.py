@@ -81,8 +81,10 @@ def _show(record: JobRecord) -> None:
 @json_option
 def show_command(job_id: str, as_json: bool) -> None:
     """Show one job: state, progress, executors, error."""
-    record = JobStore().get(job_id)
-    emit(as_json, record.to_dict(), lambda: _show(record))
+    store = JobStore()
+    record = store.get(job_id)
+    data = {**record.to_dict(), "downloads": store.downloads(job_id)}
+    emit(as_json, data, lambda: _show(record))
 
 
 @jobs.command("logs")
@@ -108,16 +110,31 @@ def kill_command(job_id: str, as_json: bool) -> None:
     """Stop a running job (its runner, spark-submit and driver) and mark it KILLED."""
     store = JobStore()
     record = store.get(job_id)
-    if not record.is_finished and record.runner_pid:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(record.runner_pid, signal.SIGTERM)
-        deadline = time.time() + 20
-        while time.time() < deadline and not store.get(job_id).is_finished:
-            time.sleep(0.5)
-    if not store.get(job_id).is_finished:
+    if not record.is_finished:
+        if record.runner_pid and _alive(record.runner_pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(record.runner_pid, signal.SIGTERM)
+            deadline = time.time() + 30
+            while time.time() < deadline and _alive(record.runner_pid):
+                time.sleep(0.2)
         store.finish(job_id, KILLED, error="killed with `skil-sdk jobs kill`")
     record = store.get(job_id)
     emit(as_json, record.to_dict(), f"Job {job_id} is {record.state}.")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie child of ours is not running
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split(") ", 1)[1][:1] != "Z"
+    except OSError:
+        return True
 
 
 @jobs.command("wait")

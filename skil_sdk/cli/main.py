@@ -26,6 +26,9 @@ COMMANDS: dict[str, str] = {
     "infer": "skil_sdk.cli.infer:infer",
     "jobs": "skil_sdk.cli.jobs:jobs",
     "results": "skil_sdk.cli.results:results",
+    "evaluate": "skil_sdk.cli.evaluate:evaluate",
+    "doctor": "skil_sdk.cli.doctor:doctor",
+    "profiles": "skil_sdk.cli.profiles:profiles",
 }
 
 _HELP = {
@@ -41,6 +44,9 @@ _HELP = {
     "infer": "Run batch inference on Spark.",
     "jobs": "List, follow and kill batch-inference jobs.",
     "results": "Show the results of a job.",
+    "evaluate": "Evaluate a model on labelled data on Spark.",
+    "doctor": "Check the environment jobs need.",
+    "profiles": "List and show cluster profiles.",
 }
 
 

@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Depends, File, Form, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 
@@ -55,6 +55,16 @@ def get_model(
     return model_view(store.get_model(model_id))
 
 
+def _record_download(who: Principal, model_id: str, name: str, request: Request) -> None:
+    """Note a job's model download in the jobs store (``skil-sdk jobs show`` lists them)."""
+    if who.job_id is None:
+        return
+    from skil_sdk.store.jobs import JobStore
+
+    client = request.client.host if request.client else None
+    JobStore().record_download(who.job_id, model_id, name, client, request.headers.get("range"))
+
+
 def _file_response(record: store.ModelRecord, name: str) -> FileResponse:
     path = store.model_file(record, name)
     sha = next(f["sha256"] for f in record.files if f["name"] == name)
@@ -72,12 +82,15 @@ def _file_response(record: store.ModelRecord, name: str) -> FileResponse:
     summary="Download the model file",
 )
 def download_model(
+    request: Request,
     model_id: str = MODEL_ID,
     who: Principal = Depends(principal),  # noqa: B008
 ) -> FileResponse:
     """The main .onnx file, streamed; sha256 in ``X-Content-SHA256`` and ``ETag``; Range works."""
     who.require_model(model_id)
-    return _file_response(store.get_model(model_id), store.MAIN_FILE)
+    response = _file_response(store.get_model(model_id), store.MAIN_FILE)
+    _record_download(who, model_id, store.MAIN_FILE, request)
+    return response
 
 
 @router.get(
@@ -88,12 +101,15 @@ def download_model(
 )
 def download_model_file(
     name: str,
+    request: Request,
     model_id: str = MODEL_ID,
     who: Principal = Depends(principal),  # noqa: B008
 ) -> FileResponse:
     """One file of the model by its recorded name (external data too); Range works."""
     who.require_model(model_id)
-    return _file_response(store.get_model(model_id), name)
+    response = _file_response(store.get_model(model_id), name)
+    _record_download(who, model_id, name, request)
+    return response
 
 
 @router.post("/models", status_code=201, responses=ERRORS, summary="Upload a model")

@@ -292,13 +292,23 @@ def _remove_quietly(paths: _HadoopPaths) -> None:
         return
 
 
+def dispatch(spec: dict[str, Any], token: str, spark: Any = None) -> dict[str, Any]:
+    """Run the job ``spec`` describes: batch inference, or an evaluation (``kind``)."""
+    if spec.get("kind", "inference") == "evaluate":
+        from skil_sdk.evaluation.job import run_evaluation
+
+        result: dict[str, Any] = run_evaluation(spec, token, spark=spark)
+        return result
+    return run(spec, token, spark=spark)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the driver program: ``driver.py SPEC_JSON``."""
     args = sys.argv[1:] if argv is None else argv
     spec = json.loads(Path(args[0]).read_text())
     token = os.environ.pop("SKIL_JOB_TOKEN", "")
     try:
-        result = run(spec, token)
+        result = dispatch(spec, token)
     except BaseException as exc:
         code, message = error_message(exc)
         result = {"state": "FAILED", "code": code, "error": message}

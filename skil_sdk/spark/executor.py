@@ -163,7 +163,7 @@ def _process_record(config: ExecutorConfig, rows: int) -> dict[str, Any]:
         "host": socket.gethostname(),
         "pid": os.getpid(),
         "python": sys.version.split()[0],
-        "executable": sys.argv[0] if sys.argv and sys.argv[0] else sys.executable,
+        "executable": os.environ.get("PEX") or sys.executable,
         "bundle_hash": bundle_hash_in_process(),
         "rows": rows,
     }

@@ -52,6 +52,10 @@ class InferenceRequest:
     execution_provider: str = "cpu"
     spark_home: str | None = None
     profile: str | None = None
+    #: ``inference`` (write Parquet to ``output``) or ``evaluate`` (metrics; ``output``
+    #: is then an optional JSON file), with the evaluation's settings in ``evaluation``.
+    kind: str = "inference"
+    evaluation: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (the detached runner reads it back with :meth:`from_dict`)."""
@@ -79,6 +83,7 @@ class JobResult:
     bundle_hash: str | None = None
     log_path: str | None = None
     error: str | None = None
+    metrics: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -108,7 +113,12 @@ def _check_request(request: InferenceRequest) -> None:
             f"execution provider must be one of {', '.join(EXECUTION_PROVIDERS)}, not "
             f"{request.execution_provider!r}."
         )
-    if _is_local_path(request.output) and _local(request.output).exists() and not request.overwrite:
+    if (
+        request.output
+        and _is_local_path(request.output)
+        and _local(request.output).exists()
+        and not request.overwrite
+    ):
         raise ConflictError(
             f"The output path {request.output} already exists; choose another or pass --overwrite."
         )
@@ -287,9 +297,7 @@ def run_job(
         store.finish(job_id, FAILED, error=exc.message)
         raise
     try:
-        return _conclude(
-            job_id, request, bundle, store, result_path, returncode, log_path, started
-        )
+        return _conclude(job_id, request, bundle, store, result_path, returncode, log_path, started)
     finally:
         if on_progress is not None:
             on_progress(store.get(job_id))
@@ -303,7 +311,7 @@ def run_in_session(
     started: float | None = None,
 ) -> JobResult:
     """Run a job inside an existing SparkSession and return its result."""
-    from skil_sdk.spark.driver import error_message, run
+    from skil_sdk.spark.driver import dispatch, error_message
     from skil_sdk.store.jobs import issue_job_token
     from skil_sdk.store.models import get_model
 
@@ -331,7 +339,7 @@ def run_in_session(
                 record.id, request, model, bundle_hash, server_url, job_dir / "result.json"
             )
             store.mark_running(record.id)
-            result = run(spec, token, spark=spark)
+            result = dispatch(spec, token, spark=spark)
     except KeyboardInterrupt:
         store.finish(record.id, KILLED, error="the job was interrupted")
         raise
@@ -342,9 +350,23 @@ def run_in_session(
             raise
         raise JobError(message) from exc
     rows = int(result["rows"])
-    store.update(record.id, rows_done=rows, rows_total=rows, executors=result["executors"])
+    store.update(
+        record.id,
+        rows_done=rows,
+        rows_total=rows,
+        executors=result.get("executors", []),
+        details={**store.get(record.id).details, "metrics": result.get("metrics")},
+    )
     store.finish(record.id, SUCCEEDED)
-    return JobResult(record.id, SUCCEEDED, rows, request.output, time.time() - started, bundle_hash)
+    return JobResult(
+        record.id,
+        SUCCEEDED,
+        rows,
+        request.output,
+        time.time() - started,
+        bundle_hash,
+        metrics=result.get("metrics"),
+    )
 
 
 def _bundle_hash_of(python: str) -> str | None:
@@ -383,6 +405,8 @@ def _spec(
         "app_name": request.spark_args.name or f"skil-sdk {job_id}",
         "profile": request.profile,
         "submitted_at": time.time(),
+        "kind": request.kind,
+        "evaluation": request.evaluation,
     }
 
 
@@ -524,11 +548,19 @@ def _conclude(
             rows_done=rows,
             rows_total=rows,
             executors=result.get("executors", []),
+            details={**store.get(job_id).details, "metrics": result.get("metrics")},
             **({"tasks_done": tasks} if tasks else {}),
         )
         store.finish(job_id, SUCCEEDED)
         return JobResult(
-            job_id, SUCCEEDED, rows, request.output, seconds, bundle.hash, str(log_path)
+            job_id,
+            SUCCEEDED,
+            rows,
+            request.output,
+            seconds,
+            bundle.hash,
+            str(log_path),
+            metrics=result.get("metrics"),
         )
     if result:
         message = result.get("error") or "the job failed"
@@ -548,6 +580,11 @@ def main(argv: list[str] | None = None) -> int:
 
     args = sys.argv[1:] if argv is None else argv
     job_id = args[0]
+
+    def on_sigterm(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_sigterm)
     job_dir = skil_home() / "jobs" / job_id
     request = InferenceRequest.from_dict(json.loads((job_dir / "request.json").read_text()))
     store = JobStore()
@@ -555,6 +592,9 @@ def main(argv: list[str] | None = None) -> int:
         bundle = ensure_bundle([Path(p) for p in request.plugins], verify=True)
         run_job(job_id, request, bundle)
     except SkilError:
+        return 1
+    except KeyboardInterrupt:
+        store.finish(job_id, KILLED, error="the job was stopped (SIGTERM)")
         return 1
     except BaseException as exc:
         store.finish(job_id, FAILED, error=f"the runner failed: {exc!r}")

@@ -57,6 +57,14 @@ CREATE TABLE IF NOT EXISTS jobs (
     executors TEXT NOT NULL DEFAULT '[]',
     progress_history TEXT NOT NULL DEFAULT '[]'
 );
+CREATE TABLE IF NOT EXISTS downloads (
+    job_id TEXT NOT NULL,
+    model_id TEXT NOT NULL,
+    file TEXT NOT NULL,
+    client TEXT,
+    byte_range TEXT,
+    at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS job_tokens (
     token_sha256 TEXT PRIMARY KEY,
     job_id TEXT NOT NULL,
@@ -328,6 +336,28 @@ class JobStore:
             db.execute(
                 "UPDATE jobs SET executors = ? WHERE id = ?", (json.dumps(executors), job_id)
             )
+
+    def record_download(
+        self, job_id: str, model_id: str, file: str, client: str | None, byte_range: str | None
+    ) -> None:
+        """Record that a job's executor requested a model file (for ``jobs show``)."""
+        with self._connect() as db:
+            db.execute(
+                "INSERT INTO downloads (job_id, model_id, file, client, byte_range, at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (job_id, model_id, file, client, byte_range, time.time()),
+            )
+
+    def downloads(self, job_id: str) -> builtins.list[dict[str, Any]]:
+        """The model-file requests a job's executors made, oldest first."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT model_id, file, client, byte_range, at FROM downloads WHERE job_id = ? "
+                "ORDER BY at",
+                (job_id,),
+            ).fetchall()
+        keys = ("model_id", "file", "client", "range", "at")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
 
     def issue_token(self, job_id: str, model_ids: builtins.list[str]) -> str:
         """A new token for ``job_id`` granting its models; valid until the job ends."""

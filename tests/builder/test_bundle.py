@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _bundle_fixtures import make_provider_project
 from _builder_helpers import bundled_wheels, files_of_bundled_wheel
+from _bundle_fixtures import make_provider_project
 
 from skil_sdk.builder import cache
 from skil_sdk.builder.api import build, ensure_bundle, publish, verify_bundle
@@ -143,15 +143,19 @@ def test_a_corrupted_bundle_is_detected_and_rebuilt(tmp_path: Path) -> None:
     assert [e.hash for e in cache.list_bundles()] == [result.hash]
 
 
-def test_an_abbreviated_platform_target(tmp_path: Path, wheelhouse: Path) -> None:
-    """A --platform build picks wheels by that platform's tags (the host's here: no download)."""
+def test_a_complete_platform_target(tmp_path: Path) -> None:
+    """A --complete-platform build picks wheels by that platform's tags (the host's here)."""
     import sys
 
-    version = f"{sys.version_info.major}{sys.version_info.minor}"
-    spec = f"manylinux_2_28_x86_64-cp-{version}-cp{version}"
-    if not any("manylinux" in w.name and "x86_64" in w.name for w in wheelhouse.glob("*.whl")):
-        pytest.skip("the wheelhouse holds no manylinux x86_64 wheels")
-    result = ensure_bundle(platform=spec)
-    assert result.manifest["target"] == spec and result.manifest["interpreter_constraints"] == []
+    platform_file = tmp_path / "executor.json"
+    inspect = subprocess.run(
+        [str(Path(sys.executable).parent / "pex3"), "interpreter", "inspect", "--markers",
+         "--tags", "--python", sys.executable],
+        capture_output=True, text=True, check=True,
+    )
+    platform_file.write_text(inspect.stdout)
+    result = ensure_bundle(complete_platform=platform_file)
+    assert result.manifest["target"].startswith("complete-cp")
+    assert result.manifest["interpreter_constraints"] == []
     assert any(w.startswith("numpy-") for w in bundled_wheels(result.bundle))
-    assert ensure_bundle(platform=spec).cached
+    assert ensure_bundle(complete_platform=platform_file).cached

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from _bundle_fixtures import make_provider_project
 from _builder_helpers import CLI, cli
+from _bundle_fixtures import make_provider_project
 
 pytestmark = pytest.mark.slow
 

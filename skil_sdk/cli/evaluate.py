@@ -1,0 +1,169 @@
+"""``skil-sdk evaluate``: run a model over labelled data on Spark and report metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from skil_sdk.cli.infer import _Progress, build_spark_args, parse_pairs, spark_options
+from skil_sdk.cli.output import emit, info, json_option
+from skil_sdk.evaluation.metrics import EVAL_TYPES
+
+
+def _spark_options_but_eval_type(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The SparkArgs options of ``infer``, less ``--eval-type`` (evaluate has its own)."""
+    fn = spark_options(fn)
+    params = getattr(fn, "__click_params__", [])
+    fn.__click_params__ = [p for p in params if p.name != "eval_type"]  # type: ignore[attr-defined]
+    return fn
+
+
+@click.command()
+@click.option("--model", "model_id", required=True, help="Model id (see `skil-sdk models list`).")
+@click.option("--provider", required=True, help="Provider name, or package.module:Class.")
+@click.option(
+    "--provider-option",
+    "provider_option",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="An option for the provider (repeatable).",
+)
+@click.option(
+    "--eval-type",
+    "eval_type",
+    required=True,
+    type=click.Choice(EVAL_TYPES),
+    help="What to compute.",
+)
+@click.option(
+    "--label-column", default="label", show_default=True, help="The provider's label column."
+)
+@click.option(
+    "--threshold",
+    type=float,
+    default=0.5,
+    show_default=True,
+    help="Decision threshold for evaluationbinary (a score at or above it is positive).",
+)
+@click.option(
+    "--model-output",
+    default=None,
+    help="The model output to evaluate (default: the first probability or float output).",
+)
+@click.option("--output", default=None, help="Also write the metrics as JSON to this path.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --output file.")
+@click.option(
+    "--batch-size", type=int, default=None, help="Rows per onnxruntime call (default 1024)."
+)
+@click.option(
+    "--conf", "conf", multiple=True, metavar="KEY=VALUE", help="A Spark conf (repeatable)."
+)
+@click.option("--advertise-host", default=None, help="Address executors use to reach the server.")
+@click.option(
+    "--plugin",
+    "plugins",
+    multiple=True,
+    type=click.Path(file_okay=False),
+    help="An unpublished provider project to add to this job's bundle (repeatable).",
+)
+@click.option(
+    "--execution-provider",
+    type=click.Choice(["cpu", "cuda"]),
+    default="cpu",
+    help="onnxruntime execution provider on the executors.",
+)
+@click.option("--spark-home", default=None, help="Spark installation to submit with.")
+@click.option(
+    "--profile", default=None, help="A profile of SKIL_HOME/config.toml (default: its default)."
+)
+@_spark_options_but_eval_type
+@json_option
+def evaluate(**values: Any) -> None:
+    """Evaluate a model on a provider's labelled data on Spark.
+
+    Metrics are computed on the executors and merged on the driver; see
+    docs/evaluation.md for each --eval-type and its JSON keys.
+    """
+    from skil_sdk.profiles import apply_profile
+    from skil_sdk.spark.submit import InferenceRequest, submit
+
+    as_json = values.pop("as_json")
+    spark_args = build_spark_args(values, parse_pairs(values["conf"], "--conf"))
+    spark_args.eval_type = values["eval_type"]
+    evaluation: dict[str, Any] = {
+        "eval_type": values["eval_type"],
+        "label_column": values["label_column"],
+        "threshold": values["threshold"],
+    }
+    if values["model_output"]:
+        evaluation["output"] = values["model_output"]
+    request = InferenceRequest(
+        model_id=values["model_id"],
+        provider=values["provider"],
+        output=values["output"] or "",
+        spark_args=spark_args,
+        batch_size=values["batch_size"],
+        provider_options=parse_pairs(values["provider_option"], "--provider-option"),
+        overwrite=values["overwrite"],
+        plugins=list(values["plugins"]),
+        advertise_host=values["advertise_host"],
+        execution_provider=values["execution_provider"],
+        spark_home=values["spark_home"],
+        kind="evaluate",
+        evaluation=evaluation,
+    )
+    request = apply_profile(request, values["profile"])
+    progress = _Progress(enabled=True)
+    try:
+        result = submit(request, on_progress=progress, on_log=info)
+    finally:
+        progress.close()
+
+    def human() -> None:
+        metrics = result.metrics or {}
+        click.echo(
+            f"Job {result.job_id} {result.state}: {values['eval_type']} over "
+            f"{result.rows:,} rows in {result.seconds:.1f} s."
+        )
+        for line in summary_lines(metrics):
+            click.echo(f"  {line}")
+        if values["output"]:
+            click.echo(f"Metrics written to {values['output']}.")
+
+    emit(as_json, result.to_dict(), human)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_fmt(v) for v in value) + "]"
+    return "n/a" if value is None else str(value)
+
+
+def summary_lines(metrics: dict[str, Any]) -> list[str]:
+    """The headline metrics, one ``name: value`` line each."""
+    lines = []
+    for key in (
+        "accuracy",
+        "precision",
+        "recall",
+        "f1",
+        "auc",
+        "macro_auc",
+        "mse",
+        "mae",
+        "rmse",
+        "r2",
+    ):
+        if key not in metrics:
+            continue
+        value = metrics[key]
+        if isinstance(value, dict):
+            value = {k: value[k] for k in ("macro", "weighted") if k in value}
+            lines.append(f"{key}: " + ", ".join(f"{k} {_fmt(v)}" for k, v in value.items()))
+        else:
+            lines.append(f"{key}: {_fmt(value)}")
+    return lines

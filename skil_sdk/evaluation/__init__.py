@@ -1,0 +1,1 @@
+"""Evaluation jobs: metrics computed per partition on the executors and merged on the driver."""

@@ -1,0 +1,288 @@
+"""Evaluation jobs on the session SparkSession (local[2], several partitions) against sklearn.
+
+Every job's metrics are compared with scikit-learn on the same labels and on the
+predictions of onnxruntime run directly on the same rows.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+from typing import Any
+
+import _model_fixtures as models
+import numpy as np
+import pytest
+from _eval_providers import LabelledPairsProvider, LabelledRowsProvider
+from onnx import TensorProto, helper, numpy_helper
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    mean_absolute_error,
+    mean_squared_error,
+    precision_recall_fscore_support,
+    r2_score,
+    roc_auc_score,
+)
+
+from skil_sdk import SkilContext, SparkArgs
+from skil_sdk.errors import InvalidValueError
+from skil_sdk.spark.submit import InferenceRequest, submit
+
+pytestmark = pytest.mark.slow
+ROWS = 600
+
+
+def run_onnxruntime(model: Path, feeds: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The model run directly by onnxruntime (the reference)."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    return dict(zip(names, session.run(names, feeds), strict=True))
+
+
+def sigmoid_model(directory: Path, outputs: int, seed: int = 3) -> Path:
+    """``input [N, 4] -> prob [N, outputs]`` = sigmoid(x W + b)."""
+    rng = np.random.default_rng(seed)
+    weight = rng.standard_normal((4, outputs)).astype(np.float32)
+    bias = (rng.standard_normal(outputs) * 0.1).astype(np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("Gemm", ["input", "w", "b"], ["z"]),
+            helper.make_node("Sigmoid", ["z"], ["prob"]),
+        ],
+        "sigmoid",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info("prob", TensorProto.FLOAT, ["N", outputs])],
+        initializer=[numpy_helper.from_array(weight, "w"), numpy_helper.from_array(bias, "b")],
+    )
+    return models._save(models._model(graph), directory / f"sigmoid{outputs}.onnx")
+
+
+def features(seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((ROWS, 4)).astype(np.float32)
+
+
+def register_rows(key: str, x: np.ndarray, labels: np.ndarray, label_type: str) -> None:
+    rows = [(i, x[i].tolist(), labels[i].tolist()) for i in range(len(x))]
+    LabelledRowsProvider.builders[key] = lambda s: s.createDataFrame(
+        rows, f"id bigint, features array<float>, label {label_type}"
+    ).repartition(4)
+
+
+def evaluate(spark: Any, model: Path, provider: str, eval_type: str, **kw: Any) -> Any:
+    model_id = SkilContext().add_model_to_experiment(model, "eval")
+    settings = {"eval_type": eval_type, **kw.pop("settings", {})}
+    request = InferenceRequest(
+        model_id=model_id,
+        provider=provider,
+        output=str(kw.pop("output", "")),
+        spark_args=SparkArgs(master="local[2]"),
+        provider_options=kw.pop("options", {}),
+        batch_size=kw.pop("batch_size", 64),
+        kind="evaluate",
+        evaluation=settings,
+    )
+    result = submit(request, spark=spark)
+    assert result.state == "SUCCEEDED"
+    return result
+
+
+def test_evaluation_multiclass_from_dataframe_and_output_file(
+    spark: Any, tmp_path: Path, built_bundle: Any
+) -> None:
+    model = models.small_mlp_model(tmp_path)
+    x = features(1)
+    predicted = run_onnxruntime(model, {"input": x})["output"].argmax(axis=1)
+    rng = np.random.default_rng(1)
+    truth = np.where(
+        rng.random(ROWS) < 0.6, predicted, rng.integers(0, 4, ROWS)
+    )  # 3: never predicted
+    register_rows("multi", x, truth, "bigint")
+    out = tmp_path / "metrics" / "eval.json"
+
+    result = evaluate(
+        spark,
+        model,
+        "_eval_providers:LabelledRowsProvider",
+        "evaluation",
+        options={"key": "multi"},
+        output=out,
+    )
+
+    got = result.metrics
+    classes = list(range(4))
+    assert result.rows == ROWS and got["rows"] == ROWS
+    assert got["accuracy"] == pytest.approx(accuracy_score(truth, predicted), abs=1e-12)
+    p, r, f, _ = precision_recall_fscore_support(truth, predicted, labels=classes, zero_division=0)
+    np.testing.assert_allclose(got["precision"]["per_class"], p, atol=1e-12)
+    np.testing.assert_allclose(got["recall"]["per_class"], r, atol=1e-12)
+    np.testing.assert_allclose(got["f1"]["per_class"], f, atol=1e-12)
+    for average in ("macro", "weighted"):
+        want = precision_recall_fscore_support(
+            truth, predicted, labels=classes, average=average, zero_division=0
+        )
+        assert [got[k][average] for k in ("precision", "recall", "f1")] == pytest.approx(
+            want[:3], abs=1e-12
+        )
+    assert got["confusion_matrix"] == confusion_matrix(truth, predicted, labels=classes).tolist()
+    written = json.loads(out.read_text())
+    assert written["accuracy"] == got["accuracy"] and written["job"]["job_id"] == result.job_id
+    job = SkilContext().job(result.job_id)
+    assert job["state"] == "SUCCEEDED" and job["details"]["metrics"]["accuracy"] == got["accuracy"]
+    assert {e["bundle_hash"] for e in result_executors(job)} == {built_bundle.hash[:12]}
+
+
+def result_executors(job: dict[str, Any]) -> list[dict[str, Any]]:
+    assert job["executors"], "each executor process reports a record"
+    return list(job["executors"])
+
+
+def test_evaluationbinary_and_rocbinary_per_column(spark: Any, tmp_path: Path) -> None:
+    model = sigmoid_model(tmp_path, 3)
+    x = features(2)
+    scores = run_onnxruntime(model, {"input": x})["prob"]
+    truth = (np.random.default_rng(2).random((ROWS, 3)) < scores).astype(np.int64)
+    register_rows("binary", x, truth, "array<bigint>")
+    provider = "_eval_providers:LabelledRowsProvider"
+
+    binary = evaluate(
+        spark,
+        model,
+        provider,
+        "evaluationbinary",
+        options={"key": "binary"},
+        settings={"threshold": 0.4},
+    ).metrics
+    roc = evaluate(spark, model, provider, "rocbinary", options={"key": "binary"}).metrics
+
+    for c in range(3):
+        p, r, f, _ = precision_recall_fscore_support(
+            truth[:, c], scores[:, c] >= 0.4, average="binary", zero_division=0
+        )
+        assert [binary["precision"][c], binary["recall"][c], binary["f1"][c]] == pytest.approx(
+            [p, r, f], abs=1e-12
+        )
+        assert binary["accuracy"][c] == pytest.approx(
+            accuracy_score(truth[:, c], scores[:, c] >= 0.4)
+        )
+        assert roc["auc"][c] == pytest.approx(roc_auc_score(truth[:, c], scores[:, c]), abs=1e-4)
+        assert roc["auc_error_bound"][c] == 0.0
+
+
+def test_roc_from_labelled_pairs(spark: Any, tmp_path: Path) -> None:
+    model = sigmoid_model(tmp_path, 1, seed=5)
+    x = features(3)
+    scores = run_onnxruntime(model, {"input": x})["prob"][:, 0]
+    truth = (np.random.default_rng(3).random(ROWS) < scores).astype(np.int64)
+    LabelledPairsProvider.pairs["roc"] = [(i, (x[i], int(truth[i]))) for i in range(ROWS)]
+
+    got = evaluate(
+        spark, model, "_eval_providers:LabelledPairsProvider", "roc", options={"key": "roc"}
+    ).metrics
+
+    assert got["auc"] == pytest.approx(roc_auc_score(truth, scores), abs=1e-4)
+    assert got["positives"] == int(truth.sum()) and got["negatives"] == ROWS - int(truth.sum())
+    assert got["curve"]["tpr"][-1] == 1.0
+
+
+def test_rocmulticlass_per_class_and_macro(spark: Any, tmp_path: Path) -> None:
+    model = models.small_mlp_model(tmp_path, seed=4)
+    x = features(4)
+    scores = run_onnxruntime(model, {"input": x})["output"]
+    rng = np.random.default_rng(4)
+    truth = np.where(rng.random(ROWS) < 0.5, scores.argmax(axis=1), rng.integers(0, 3, ROWS))
+    register_rows("ovr", x, truth, "int")
+
+    got = evaluate(
+        spark,
+        model,
+        "_eval_providers:LabelledRowsProvider",
+        "rocmulticlass",
+        options={"key": "ovr"},
+    ).metrics
+
+    want = [roc_auc_score(truth == c, scores[:, c]) for c in range(3)]
+    np.testing.assert_allclose(got["auc"], want, atol=1e-4)
+    assert got["macro_auc"] == pytest.approx(float(np.mean(want)), abs=1e-4)
+
+
+def test_regression_from_labelled_pairs(spark: Any, tmp_path: Path) -> None:
+    model = models.small_mlp_model(tmp_path, seed=6)
+    x = features(5)
+    predicted = run_onnxruntime(model, {"input": x})["output"].astype(np.float64)
+    truth = predicted + np.random.default_rng(5).standard_normal((ROWS, 3))
+    LabelledPairsProvider.pairs["reg"] = [(i, (x[i], truth[i])) for i in range(ROWS)]
+
+    got = evaluate(
+        spark,
+        model,
+        "_eval_providers:LabelledPairsProvider",
+        "regression",
+        options={"key": "reg"},
+    ).metrics
+
+    mse = mean_squared_error(truth, predicted, multioutput="raw_values")
+    np.testing.assert_allclose(got["mse"], mse, rtol=1e-6)
+    np.testing.assert_allclose(got["rmse"], np.sqrt(mse), rtol=1e-6)
+    np.testing.assert_allclose(
+        got["mae"], mean_absolute_error(truth, predicted, multioutput="raw_values"), rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        got["r2"], r2_score(truth, predicted, multioutput="raw_values"), rtol=1e-6
+    )
+
+
+def write_idx(directory: Path, images: np.ndarray, labels: np.ndarray) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    n = len(images)
+    (directory / "t10k-images-idx3-ubyte").write_bytes(
+        struct.pack(">iiii", 2051, n, 28, 28) + images.astype(np.uint8).tobytes()
+    )
+    (directory / "t10k-labels-idx1-ubyte").write_bytes(
+        struct.pack(">ii", 2049, n) + labels.astype(np.uint8).tobytes()
+    )
+
+
+def test_mnist_labels_from_the_idx_file(spark: Any, tmp_path: Path) -> None:
+    model = models.mlp_model(tmp_path, (784, 16, 10), seed=7, name="digits.onnx")
+    rng = np.random.default_rng(7)
+    images = rng.integers(0, 256, (45, 784))
+    labels = rng.integers(0, 10, 45)
+    write_idx(tmp_path / "mnist", images, labels)
+
+    got = evaluate(
+        spark,
+        model,
+        "mnist",
+        "evaluation",
+        options={"path": str(tmp_path / "mnist"), "records_per_split": "8"},
+        batch_size=5,
+    ).metrics
+
+    pixels = (images.astype(np.float32) / 255.0).astype(np.float32)
+    predicted = run_onnxruntime(model, {"input": pixels})["output"].argmax(axis=1)
+    assert got["rows"] == 45
+    assert got["accuracy"] == pytest.approx(accuracy_score(labels, predicted), abs=1e-12)
+    assert (
+        got["confusion_matrix"]
+        == confusion_matrix(labels, predicted, labels=list(range(10))).tolist()
+    )
+
+
+def test_missing_label_column_is_refused(spark: Any, tmp_path: Path) -> None:
+    model = models.small_mlp_model(tmp_path)
+    x = features(8)
+    LabelledRowsProvider.builders["nolabel"] = lambda s: s.createDataFrame(
+        [(i, x[i].tolist()) for i in range(10)], "id bigint, features array<float>"
+    )
+    with pytest.raises(InvalidValueError, match=r"no label column 'label'.*--label-column"):
+        evaluate(
+            spark,
+            model,
+            "_eval_providers:LabelledRowsProvider",
+            "evaluation",
+            options={"key": "nolabel"},
+        )
