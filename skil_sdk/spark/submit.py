@@ -212,7 +212,17 @@ def _details(request: InferenceRequest, bundle_hash: str) -> dict[str, Any]:
         "plugins": request.plugins,
         "profile": request.profile,
         "execution_provider": request.execution_provider,
+        "spark_home": _spark_home_or_none(request.spark_home),
     }
+
+
+def _spark_home_or_none(explicit: str | None) -> str | None:
+    from skil_sdk.spark.sparkhome import find_spark_home
+
+    try:
+        return str(find_spark_home(explicit))
+    except SkilError:
+        return None
 
 
 def _ensure_bundle(request: InferenceRequest, log: LogCallback) -> Any:
@@ -450,6 +460,9 @@ def _submit_env(request: InferenceRequest, bundle: Any, token: str) -> dict[str,
     env["SKIL_JOB_TOKEN"] = token
     env["SKIL_NODE_CACHE"] = node_cache
     env["PEX_ROOT"] = f"{node_cache}/pex"
+    if request.spark_home:
+        # bin/spark-submit prefers an inherited SPARK_HOME: point it at the chosen install.
+        env["SPARK_HOME"] = str(Path(request.spark_home).expanduser())
     env.pop("PYSPARK_PYTHON", None)
     env.pop("PYSPARK_DRIVER_PYTHON", None)
     return env

@@ -159,3 +159,17 @@ def test_a_complete_platform_target(tmp_path: Path) -> None:
     assert result.manifest["interpreter_constraints"] == []
     assert any(w.startswith("numpy-") for w in bundled_wheels(result.bundle))
     assert ensure_bundle(complete_platform=platform_file).cached
+
+
+def test_plugin_requirements_are_locked_and_pyspark_left_out(tmp_path: Path) -> None:
+    """A requirement not installed here is resolved by pip; pyspark is never bundled."""
+    project = make_provider_project(
+        tmp_path, dependencies=("skil-sdk", "tomli-w>=1.0", "pyspark>=3.5")
+    )
+    result = build([project])
+    pins = {p["name"]: p for p in result.manifest["pins"]}
+    assert "tomli-w" in pins and len(pins["tomli-w"]["sha256"]) == 64
+    assert "pyspark" not in pins and "pyspark" in result.manifest["excludes"]
+    wheels = bundled_wheels(result.bundle)
+    assert any(w.startswith("tomli_w-") for w in wheels)
+    assert not any(w.startswith(("pyspark", "py4j")) for w in wheels)

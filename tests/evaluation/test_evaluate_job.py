@@ -7,7 +7,10 @@ predictions of onnxruntime run directly on the same rows.
 from __future__ import annotations
 
 import json
+import os
 import struct
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -286,3 +289,59 @@ def test_missing_label_column_is_refused(spark: Any, tmp_path: Path) -> None:
             "evaluation",
             options={"key": "nolabel"},
         )
+
+
+def test_evaluate_cli_through_spark_submit(
+    built_bundle: Any, node_cache: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`skil-sdk evaluate` end to end: spark-submit, the bundle's driver, --output and --json."""
+    monkeypatch.setenv("SKIL_HOME", str(Path(built_bundle.bundle).parents[3]))
+    monkeypatch.setenv("SPARK_LOCAL_IP", "127.0.0.1")
+    model = models.mlp_model(tmp_path, (784, 16, 10), seed=9, name="digits.onnx")
+    model_id = SkilContext().add_model_to_experiment(model, "eval-cli")
+    rng = np.random.default_rng(9)
+    images, labels = rng.integers(0, 256, (30, 784)), rng.integers(0, 10, 30)
+    write_idx(tmp_path / "mnist", images, labels)
+    out = tmp_path / "metrics.json"
+    skil = str(Path(sys.executable).with_name("skil-sdk"))
+
+    completed = subprocess.run(
+        [
+            skil,
+            "evaluate",
+            "--model",
+            model_id,
+            "--provider",
+            "mnist",
+            "--provider-option",
+            f"path={tmp_path / 'mnist'}",
+            "--provider-option",
+            "records_per_split=10",
+            "--eval-type",
+            "rocmulticlass",
+            "--output",
+            str(out),
+            "--master",
+            "local[2]",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        timeout=600,
+    )
+
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    result = json.loads(completed.stdout)
+    assert result["state"] == "SUCCEEDED" and result["rows"] == 30
+    scores = run_onnxruntime(model, {"input": (images / 255.0).astype(np.float32)})["output"]
+    want = [
+        roc_auc_score(labels == c, scores[:, c]) if 0 < (labels == c).sum() < 30 else None
+        for c in range(10)
+    ]
+    for got, expected in zip(result["metrics"]["auc"], want, strict=True):
+        assert (got is None and expected is None) or got == pytest.approx(expected, abs=1e-4)
+    written = json.loads(out.read_text())
+    assert written["macro_auc"] == result["metrics"]["macro_auc"]
+    assert written["job"]["job_id"] == result["job_id"]
+    assert written["job"]["bundle_hash"] == built_bundle.hash

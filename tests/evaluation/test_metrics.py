@@ -17,7 +17,8 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from skil_sdk.errors import InvalidValueError, ModelError
+from skil_sdk import SkilContext
+from skil_sdk.errors import InvalidValueError, ModelError, NotFoundError
 from skil_sdk.evaluation.histogram import ScoreHistogram, key_lower_score, score_keys
 from skil_sdk.evaluation.metrics import (
     EvaluationSettings,
@@ -312,3 +313,10 @@ def test_shape_errors_name_the_fix() -> None:
         new_state(EvaluationSettings("evaluation")).update(np.zeros((2, 4)), np.array([0.5, 1]))
     with pytest.raises(ModelError, match=r"labels must be 0\.\.2"):
         new_state(EvaluationSettings("rocmulticlass")).update(np.zeros((2, 3)), np.array([0, 3]))
+
+
+def test_skil_context_evaluate_checks_before_submitting(skil_home: Any) -> None:
+    with pytest.raises(InvalidValueError, match="Unknown eval type 'auc'"):
+        SkilContext().evaluate(None, "m-1", "mnist", "auc")
+    with pytest.raises(NotFoundError, match="No model 'm-1'"):
+        SkilContext().evaluate(None, "m-1", "mnist", "roc", threshold=0.3, path="x")

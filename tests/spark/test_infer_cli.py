@@ -88,11 +88,9 @@ def test_infer_cli_end_to_end(bundle_home: Path, built_bundle: Any, tmp_path: Pa
     assert job["state"] == "SUCCEEDED" and job["rows_done"] == 300
     assert job["executors"] and Path(job["log_path"]).exists()
     shown = json.loads(skil("results", "show", str(out), "--limit", "3", "--json").stdout)
-    assert (
-        (shown["rows"] == 300
-        and [r["id"] for r in shown["head"]] == [0, 1, 2])
-        or len(shown["head"]) == 3
-    )
+    assert (shown["rows"] == 300 and [r["id"] for r in shown["head"]] == [0, 1, 2]) or len(
+        shown["head"]
+    ) == 3
 
 
 def test_published_plugin_used_by_name(bundle_home: Path, tmp_path: Path) -> None:
@@ -198,3 +196,50 @@ def test_unknown_model_and_existing_output(bundle_home: Path, tmp_path: Path) ->
         check=False,
     )
     assert completed.returncode == 1 and "--overwrite" in completed.stderr
+
+
+def test_scaffolded_provider_published_and_used_by_name(
+    skil_home: Path, node_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`skil-sdk new provider` → publish → infer --provider NAME, in a fresh SKIL_HOME."""
+    monkeypatch.setenv("SPARK_LOCAL_IP", "127.0.0.1")
+    skil("new", "provider", "acme-rows", "--output-dir", str(tmp_path), "--no-input")
+    published = json.loads(skil("publish", str(tmp_path / "acme-rows"), "--json").stdout)
+    assert published["name"] == "acme-rows"
+    features = np.random.default_rng(12).standard_normal((60, 4)).astype(np.float32)
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(
+        "".join(
+            json.dumps({"id": f"r{i}", "features": features[i].tolist()}) + "\n" for i in range(60)
+        )
+    )
+    model = models.small_mlp_model(tmp_path)
+    model_id = add_model(model)
+    out = tmp_path / "out"
+    result = json.loads(
+        skil(
+            "infer",
+            "--model",
+            model_id,
+            "--provider",
+            "acme-rows",
+            "--provider-option",
+            f"path={rows}",
+            "--output",
+            str(out),
+            "--master",
+            "local[2]",
+            "--json",
+        ).stdout
+    )
+    assert result["rows"] == 60
+    table = read_output(out)
+    assert sorted(table.column("id").to_pylist()) == sorted(f"r{i}" for i in range(60))
+    by_id = dict(
+        zip(table.column("id").to_pylist(), table.column("output").to_pylist(), strict=True)
+    )
+    expected = run_onnxruntime(model, {"input": features})["output"]
+    got = np.array([by_id[f"r{i}"] for i in range(60)])
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    logs = json.loads(skil("jobs", "logs", result["job_id"], "--tail", "5", "--json").stdout)
+    assert len(logs["lines"]) == 5

@@ -1,0 +1,710 @@
+"""Benchmark of batch inference: the limit, ``predict_batch_udf`` and ``skil-sdk infer``.
+
+Run from the repository root (after ``./dev test`` has set up ``.venv``)::
+
+    .venv/bin/python bench/inference.py [--rows 300000] [--quick] [--skip-udf] [--out PATH]
+
+Generates the data (N rows of 784 float32 and an ``id``, Parquet, fixed seed) and the
+MLP 784-512-512-10 (fixed seed), then measures on the same cores, in this order:
+
+(a) the limit: one process per core, pyarrow reading row groups, onnxruntime with one
+    intra-op thread in batches of 1024, Parquet outputs;
+(b) Spark's ``predict_batch_udf`` with onnxruntime on ``local[2]``, started by
+    ``spark-submit``: a cold pass, then a steady-state pass in the same session;
+(c) ``skil-sdk infer`` with the ``parquet`` provider: a first job on a fresh node
+    cache, a second job with the same bundle and model, a job over 30k rows (the
+    worker-memory comparison), then jobs in one SparkSession (``submit(request,
+    spark=spark)``, Python workers inside the bundle): a warm-up, the steady state at
+    batch size 1024, and the other batch sizes.
+
+Everything runs under ``bench/work/inference`` (an isolated SKIL_HOME, a snapshot of
+the SDK source, the data, the outputs); third-party wheels come from
+``.cache/wheelhouse``. Writes ``bench/results/inference.json`` and the "## Inference"
+section of ``docs/performance.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / "bench" / "work" / "inference"
+RESULTS = ROOT / "bench" / "results" / "inference.json"
+DOC = ROOT / "docs" / "performance.md"
+BIN = Path(sys.executable).parent
+CORES = 2
+MASTER = f"local[{CORES}]"
+FEATURES = 784
+ROW_GROUP = 16384
+DATA_SEED = 1
+MODEL_SEED = 0
+SMALL_ROWS = 30_000
+BATCH = 1024
+BATCH_SIZES = (16, 64, 256, 1024)
+QUICK_BATCH_SIZES = (16, 1024)
+NA = "n/a"
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def log(message: str) -> None:
+    """Progress on stderr."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- machine
+
+
+def machine() -> dict[str, Any]:
+    """nproc, CPU model, memory, platform and versions."""
+    cpu = ""
+    with open("/proc/cpuinfo") as handle:
+        for line in handle:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    memory_kb = 0
+    with open("/proc/meminfo") as handle:
+        for line in handle:
+            if line.startswith("MemTotal:"):
+                memory_kb = int(line.split()[1])
+    import onnxruntime
+    import pyarrow
+    import pyspark
+
+    nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
+    return {
+        "nproc": int(nproc) if nproc.isdigit() else os.cpu_count(),
+        "cpu_model": cpu,
+        "memory_gib": round(memory_kb / 1024 / 1024, 1),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "java": _java_version(),
+        "pyspark": pyspark.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "pyarrow": pyarrow.__version__,
+    }
+
+
+def _java_version() -> str:
+    try:
+        proc = subprocess.run(["java", "-version"], capture_output=True, text=True)
+    except OSError:
+        return "unknown"
+    return (proc.stderr.splitlines() or ["unknown"])[0]
+
+
+def load_average() -> list[float]:
+    """The 1, 5 and 15-minute load averages."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def make_data(rows: int, directory: Path) -> Path:
+    """``rows`` rows of ``id`` (int64) and ``features`` (784 float32), one Parquet file.
+
+    The same seed gives the same rows; an existing complete file is reused.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = directory / "part-00000.parquet"
+    marker = directory.parent / f"{directory.name}.complete"
+    if marker.exists() and path.exists():
+        return path
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    rng = np.random.default_rng(DATA_SEED)
+    schema = pa.schema([("id", pa.int64()), ("features", pa.list_(pa.float32()))])
+    with pq.ParquetWriter(path, schema) as writer:
+        for start in range(0, rows, ROW_GROUP):
+            count = min(ROW_GROUP, rows - start)
+            values = rng.standard_normal((count, FEATURES), dtype=np.float32)
+            offsets = pa.array(np.arange(count + 1, dtype=np.int32) * FEATURES)
+            column = pa.ListArray.from_arrays(offsets, pa.array(values.reshape(-1)))
+            ids = pa.array(np.arange(start, start + count, dtype=np.int64))
+            writer.write_table(pa.table({"id": ids, "features": column}, schema=schema))
+    marker.write_text(json.dumps({"rows": rows, "row_group": ROW_GROUP, "seed": DATA_SEED}))
+    return path
+
+
+def make_model(directory: Path) -> Path:
+    """The MLP 784-512-512-10 (``tests/_model_fixtures.py``), seed 0."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from _model_fixtures import mlp_model
+
+    return Path(mlp_model(directory, (FEATURES, 512, 512, 10), MODEL_SEED))
+
+
+def snapshot_sdk(target: Path) -> Path:
+    """A copy of the SDK source, so that edits made meanwhile change nothing here."""
+    from skil_sdk.builder.wheels import SDK_SOURCE_ENTRIES
+
+    shutil.rmtree(target, ignore_errors=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    for name in SDK_SOURCE_ENTRIES:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, target / name, ignore=ignore)
+        elif source.is_file():
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+    return target
+
+
+def base_env(sdk: Path) -> dict[str, str]:
+    """The environment of every command: this SKIL_HOME, the SDK snapshot, loopback Spark."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SKIL_", "PEX_", "PYSPARK_", "SPARK_"))
+    }
+    env["PYTHONPATH"] = str(sdk)
+    env["SKIL_HOME"] = str(WORK / "home")
+    env["SKIL_WHEELHOUSE"] = str(ROOT / ".cache" / "wheelhouse")
+    env["SPARK_LOCAL_IP"] = "127.0.0.1"
+    return env
+
+
+def check_output(cmd: list[str], env: dict[str, str]) -> str:
+    """Run a command; its stdout (exit with its stderr when it fails)."""
+    proc = subprocess.run(cmd, env=env, cwd=WORK, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-4000:]}")
+    return proc.stdout
+
+
+# ---------------------------------------------------------------- watching a process tree
+
+
+def _process_table() -> dict[int, int]:
+    """pid -> parent pid of every process."""
+    table: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        table[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+    return table
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+class WorkerMemory:
+    """Peak RSS (``VmHWM``) of the pyspark Python processes under one process tree.
+
+    A process whose command line runs ``pyspark.daemon`` and whose parent does too is a
+    Python worker (forked by the daemon); the daemon itself is reported apart.
+    """
+
+    def __init__(self, root: int) -> None:
+        self.root = root
+        self.peaks_kb: dict[int, int] = {}
+        self.roles: dict[int, str] = {}
+        self._cmdlines: dict[int, str] = {}
+
+    def sample(self) -> None:
+        """Look at the tree once."""
+        table = _process_table()
+        children: dict[int, list[int]] = {}
+        for pid, ppid in table.items():
+            children.setdefault(ppid, []).append(pid)
+        stack = list(children.get(self.root, []))
+        while stack:
+            pid = stack.pop()
+            stack += children.get(pid, [])
+            if pid not in self._cmdlines:
+                self._cmdlines[pid] = _read(f"/proc/{pid}/cmdline")
+            if "pyspark.daemon" not in self._cmdlines[pid]:
+                continue
+            parent_is_daemon = "pyspark.daemon" in self._cmdlines.get(table[pid], "")
+            self.roles[pid] = "worker" if parent_is_daemon else "daemon"
+            match = re.search(r"VmHWM:\s+(\d+) kB", _read(f"/proc/{pid}/status"))
+            if match:
+                self.peaks_kb[pid] = max(self.peaks_kb.get(pid, 0), int(match.group(1)))
+
+    def summary(self) -> dict[str, Any]:
+        """Peak RSS of the largest worker and of the daemon, in MB, and the worker count."""
+        workers = [kb for pid, kb in self.peaks_kb.items() if self.roles[pid] == "worker"]
+        daemons = [kb for pid, kb in self.peaks_kb.items() if self.roles[pid] == "daemon"]
+        return {
+            "worker_peak_rss_mb": round(max(workers) / 1024, 1) if workers else None,
+            "workers_seen": len(workers),
+            "daemon_peak_rss_mb": round(max(daemons) / 1024, 1) if daemons else None,
+        }
+
+
+def watch(
+    cmd: list[str], env: dict[str, str], success: Path | None, log_path: Path
+) -> dict[str, Any]:
+    """Run ``cmd``; its wall time, when ``success`` appeared, its workers' peak RSS, stdout."""
+    with log_path.open("wb") as log_file:
+        started = time.time()
+        proc = subprocess.Popen(cmd, env=env, cwd=WORK, stdout=subprocess.PIPE, stderr=log_file)
+        memory = WorkerMemory(proc.pid)
+        success_at = None
+        last_sample = 0.0
+        assert proc.stdout is not None
+        stdout = b""
+        os.set_blocking(proc.stdout.fileno(), False)
+        while proc.poll() is None:
+            now = time.time()
+            if success is not None and success_at is None and success.exists():
+                success_at = now
+            if now - last_sample >= 0.5:
+                memory.sample()
+                last_sample = now
+            stdout += proc.stdout.read() or b""
+            time.sleep(0.05)
+        finished = time.time()
+        stdout += proc.stdout.read() or b""
+    if success is not None and success_at is None and success.exists():
+        success_at = finished
+    if proc.returncode != 0:
+        tail = log_path.read_text(errors="replace")[-4000:]
+        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{tail}")
+    return {
+        "started_at": started,
+        "success_at": success_at,
+        "finished_at": finished,
+        "to_success_s": round(success_at - started, 2) if success_at else None,
+        "wall_s": round(finished - started, 2),
+        "memory": memory.summary(),
+        "stdout": stdout.decode(errors="replace"),
+    }
+
+
+_TASK_LINE = re.compile(r"Finished task [\d.]+ in stage ([\d.]+) \(TID \d+\) in (\d+) ms")
+
+
+def task_durations(log_path: Path) -> dict[str, Any]:
+    """Durations (ms, in finishing order) of the tasks of the log's largest stage."""
+    stages: dict[str, list[int]] = {}
+    for match in _TASK_LINE.finditer(Path(log_path).read_text(errors="replace")):
+        stages.setdefault(match.group(1), []).append(int(match.group(2)))
+    if not stages:
+        return {}
+    stage, durations = max(stages.items(), key=lambda item: len(item[1]))
+    return {"stage": stage, "tasks": len(durations), "task_ms_in_finish_order": durations}
+
+
+# ---------------------------------------------------------------- the cases
+
+
+def run_udf(data: Path, model: Path, env: dict[str, str], rows: int) -> dict[str, Any]:
+    """(b): ``predict_batch_udf`` through spark-submit, a cold pass then a steady pass."""
+    from skil_sdk.spark.sparkhome import spark_submit
+
+    out = WORK / "out" / "udf"
+    shutil.rmtree(out, ignore_errors=True)
+    result_path = WORK / "udf-result.json"
+    result_path.unlink(missing_ok=True)
+    udf_env = {**env, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    cmd = [
+        str(spark_submit()),
+        "--master", MASTER,
+        "--conf", "spark.ui.showConsoleProgress=false",
+        "--conf", "spark.python.worker.reuse=true",
+        str(ROOT / "bench" / "_inference_udf.py"),
+        str(data.parent), str(model), str(out), str(BATCH), str(result_path),
+    ]  # fmt: skip
+    run = watch(cmd, udf_env, out / "cold" / "_SUCCESS", WORK / "logs" / "udf.log")
+    detail = json.loads(result_path.read_text())
+    cold, steady = detail["passes"]
+    steady_s = steady["finished_at"] - steady["started_at"]
+    assert detail["rows"] == rows, detail["rows"]
+    return {
+        "rows": detail["rows"],
+        "input_partitions": detail["partitions"],
+        "end_to_end_s": run["to_success_s"],
+        "spark_submit_wall_s": run["wall_s"],
+        "session_start_s": round(detail["session_ready_at"] - run["started_at"], 2),
+        "cold_pass_s": round(cold["finished_at"] - cold["started_at"], 2),
+        "steady_pass_s": round(steady_s, 2),
+        "steady_rows_per_s": round(rows / steady_s),
+        "cold_pass_spark": cold["spark"],
+        "steady_pass_spark": steady["spark"],
+        "memory": run["memory"],
+    }
+
+
+def infer_cli(
+    model_id: str, data: Path, output: Path, env: dict[str, str], name: str
+) -> dict[str, Any]:
+    """One ``skil-sdk infer`` command: wall to ``_SUCCESS``, its job's timings, worker RSS."""
+    shutil.rmtree(output, ignore_errors=True)
+    cmd = [
+        str(BIN / "skil-sdk"), "infer", "--json",
+        "--model", model_id, "--provider", "parquet",
+        "--provider-option", f"path={data.parent}",
+        "--provider-option", "id=id", "--provider-option", "features=features",
+        "--output", str(output), "--master", MASTER, "--batch-size", str(BATCH),
+    ]  # fmt: skip
+    run = watch(cmd, env, output / "_SUCCESS", WORK / "logs" / f"{name}.log")
+    result = json.loads(run["stdout"])
+    record = json.loads((output / "_skil_job.json").read_text())
+    t = record["timings"]
+    started = run["started_at"]
+    rows = int(record["rows"])
+    return {
+        "rows": rows,
+        "end_to_end_s": run["to_success_s"],
+        "cli_wall_s": run["wall_s"],
+        "compute_s": t["compute_seconds"],
+        "compute_rows_per_s": round(rows / t["compute_seconds"]),
+        "phases_s": {
+            "cli_start_to_spark_submit": round(t["submitted_at"] - started, 2),
+            "spark_submit_to_driver_program": round(t["driver_started_at"] - t["submitted_at"], 2),
+            "driver_program_to_write": round(t["compute_started_at"] - t["driver_started_at"], 2),
+            "write": t["compute_seconds"],
+            "write_end_to_success_seen": round(run["success_at"] - t["finished_at"], 2),
+            "success_to_cli_exit": round(run["finished_at"] - run["success_at"], 2),
+        },
+        "spark_tasks": task_durations(Path(result["log_path"])),
+        "memory": run["memory"],
+        "job_id": result["job_id"],
+    }
+
+
+def run_session(
+    model_id: str,
+    bundle: str,
+    node_cache: Path,
+    jobs: list[dict[str, Any]],
+    env: dict[str, str],
+) -> dict[str, Any]:
+    """(c) steady state: the jobs in one SparkSession, the first as warm-up."""
+    plan_path = WORK / "session-plan.json"
+    result_path = WORK / "session-result.json"
+    result_path.unlink(missing_ok=True)
+    for job in jobs:
+        shutil.rmtree(job["output"], ignore_errors=True)
+    plan = {
+        "bundle": bundle,
+        "node_cache": str(node_cache),
+        "model_id": model_id,
+        "jobs": jobs,
+        "result": str(result_path),
+    }
+    plan_path.write_text(json.dumps(plan, indent=2))
+    cmd = [sys.executable, str(ROOT / "bench" / "_inference_session.py"), str(plan_path)]
+    run = watch(cmd, env, None, WORK / "logs" / "session.log")
+    detail = json.loads(result_path.read_text())
+    for job in detail["jobs"]:
+        job["write_s"] = job["timings"]["compute_seconds"]
+        job["rows_per_s"] = round(job["rows"] / job["write_s"])
+        job["job_s"] = round(job["finished_at"] - job["started_at"], 2)
+    return {"jobs": detail["jobs"], "memory": run["memory"], "wall_s": run["wall_s"]}
+
+
+# ---------------------------------------------------------------- main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=None, help="rows of data (default 300000)")
+    parser.add_argument("--quick", action="store_true", help="30k rows, batch sizes 16 and 1024")
+    parser.add_argument("--skip-udf", action="store_true", help="leave out predict_batch_udf")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="the results JSON")
+    args = parser.parse_args()
+    rows = args.rows or (SMALL_ROWS if args.quick else 300_000)
+    batch_sizes = QUICK_BATCH_SIZES if args.quick else BATCH_SIZES
+    command = " ".join([".venv/bin/python", "bench/inference.py", *sys.argv[1:]])
+    load_start = load_average()
+    log(f"{rows} rows; load average {load_start}")
+
+    for stale in ("home", "out", "logs", "node-cache-cold", "sdk-src"):
+        shutil.rmtree(WORK / stale, ignore_errors=True)
+    (WORK / "logs").mkdir(parents=True)
+    sdk = snapshot_sdk(WORK / "sdk-src")
+    env = base_env(sdk)
+    cli = str(BIN / "skil-sdk")
+
+    log("model and data...")
+    model = make_model(WORK / "model")
+    model_id = json.loads(
+        check_output([cli, "models", "add", str(model), "-e", "bench", "--json"], env)
+    )["id"]
+    data = make_data(rows, WORK / f"data-{rows}")
+    small = data if rows == SMALL_ROWS else make_data(SMALL_ROWS, WORK / f"data-{SMALL_ROWS}")
+    log("bundle...")
+    build = json.loads(check_output([cli, "build", "--json"], env))
+    bundle = build["bundle"]
+
+    results: dict[str, Any] = {
+        "command": command,
+        "machine": machine(),
+        "load_average_start": load_start,
+        "setup": {
+            "rows": rows,
+            "features": FEATURES,
+            "dtype": "float32",
+            "row_group_rows": ROW_GROUP,
+            "row_groups": -(-rows // ROW_GROUP),
+            "data_bytes": data.stat().st_size,
+            "data_seed": DATA_SEED,
+            "model": "MLP 784-512-512-10, ReLU, float32 (tests/_model_fixtures.mlp_model)",
+            "model_seed": MODEL_SEED,
+            "model_bytes": model.stat().st_size,
+            "batch_size": BATCH,
+            "master": MASTER,
+            "bundle_hash": build["hash"],
+            "bundle_bytes": build["size"],
+        },
+    }
+
+    log("(a) the limit...")
+    from _inference_limit import run_limit
+
+    results["limit"] = run_limit(data, model, WORK / "out" / "limit", CORES, BATCH)
+    log(f"    {results['limit']['rows_per_s']} rows/s")
+
+    if not args.skip_udf:
+        log("(b) predict_batch_udf...")
+        results["udf"] = run_udf(data, model, env, rows)
+        log(
+            f"    {results['udf']['steady_rows_per_s']} rows/s steady, "
+            f"{results['udf']['end_to_end_s']} s end to end"
+        )
+
+    log("(c) skil-sdk infer, first job on a fresh node cache...")
+    node_cache = WORK / "node-cache-cold"
+    c_env = {**env, "SKIL_NODE_CACHE": str(node_cache)}
+    first = infer_cli(model_id, data, WORK / "out" / "c-first", c_env, "c-first")
+    log(f"    {first['end_to_end_s']} s")
+    log("(c) second job, same bundle and model...")
+    second = infer_cli(model_id, data, WORK / "out" / "c-second", c_env, "c-second")
+    log(f"    {second['end_to_end_s']} s")
+    if rows == SMALL_ROWS:
+        small_job = second
+    else:
+        log(f"(c) a job over {SMALL_ROWS} rows (worker memory)...")
+        small_job = infer_cli(model_id, small, WORK / "out" / "c-small", c_env, "c-small")
+
+    log("(c) jobs in one session: warm-up, steady state, batch sizes...")
+    jobs = [{"name": "warm-up", "data": str(small.parent), "batch_size": BATCH}]
+    jobs.append({"name": "steady", "data": str(data.parent), "batch_size": BATCH})
+    jobs += [
+        {"name": f"batch-{size}", "data": str(data.parent), "batch_size": size}
+        for size in batch_sizes
+        if size != BATCH
+    ]
+    for job in jobs:
+        job["output"] = str(WORK / "out" / f"session-{job['name']}")
+    session = run_session(model_id, bundle, node_cache, jobs, env)
+    steady = next(j for j in session["jobs"] if j["name"] == "steady")
+    by_batch = {int(j["batch_size"]): j for j in session["jobs"] if j["name"] != "warm-up"}
+    results["skil"] = {
+        "first_job": first,
+        "second_job": second,
+        "small_job": small_job,
+        "in_session": session,
+        "steady_rows_per_s": steady["rows_per_s"],
+        "steady_method": (
+            "rows / the write action's seconds (_skil_job.json timings.compute_seconds) of a "
+            "job run by submit(request, spark=spark) in a session that already ran a warm-up "
+            "job: Python workers started, model fetched, onnxruntime session loaded"
+        ),
+        "batch_sizes": {
+            str(size): {key: by_batch[size][key] for key in ("rows_per_s", "write_s")}
+            for size in sorted(by_batch)
+        },
+        "second_job_overhead_s": round(second["end_to_end_s"] - rows / steady["rows_per_s"], 2),
+    }
+    results["load_average_end"] = load_average()
+    results["summary"] = summarize(results)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    if args.out.resolve() == RESULTS.resolve():
+        write_doc(results)
+    print(json.dumps(results["summary"], indent=2))
+
+
+def summarize(r: dict[str, Any]) -> dict[str, Any]:
+    """The headline numbers, the ratios and each target met or not."""
+    a = r["limit"]["rows_per_s"]
+    s = r["skil"]
+    c = s["steady_rows_per_s"]
+    udf = r.get("udf")
+    rss_big = s["second_job"]["memory"]["worker_peak_rss_mb"]
+    rss_small = s["small_job"]["memory"]["worker_peak_rss_mb"]
+    summary: dict[str, Any] = {
+        "a_limit_rows_per_s": a,
+        "b_udf_steady_rows_per_s": udf["steady_rows_per_s"] if udf else None,
+        "c_skil_steady_rows_per_s": c,
+        "b_udf_end_to_end_s": udf["end_to_end_s"] if udf else None,
+        "c_first_job_end_to_end_s": s["first_job"]["end_to_end_s"],
+        "c_second_job_end_to_end_s": s["second_job"]["end_to_end_s"],
+        "c_second_job_overhead_s": s["second_job_overhead_s"],
+        "c_over_a": round(c / a, 3),
+        "c_over_b": round(c / udf["steady_rows_per_s"], 3) if udf else None,
+        "c_worker_peak_rss_mb": {"rows": rss_big, str(SMALL_ROWS): rss_small},
+        "c_batch_size_rows_per_s": {k: v["rows_per_s"] for k, v in s["batch_sizes"].items()},
+    }
+    targets: list[dict[str, Any]] = [
+        {"target": "c >= 0.8 a (steady state)", "measured": summary["c_over_a"],
+         "met": c >= 0.8 * a},
+    ]  # fmt: skip
+    if udf:
+        e2e = udf["end_to_end_s"]
+        first, second = s["first_job"]["end_to_end_s"], s["second_job"]["end_to_end_s"]
+        targets += [
+            {"target": "c >= 2 b (steady state)", "measured": summary["c_over_b"],
+             "met": c >= 2 * udf["steady_rows_per_s"]},
+            {"target": "first job end to end <= 0.6 b's", "measured": round(first / e2e, 3),
+             "met": first <= 0.6 * e2e},
+            {"target": "second job end to end <= 0.5 b's", "measured": round(second / e2e, 3),
+             "met": second <= 0.5 * e2e},
+        ]  # fmt: skip
+    if rss_big and rss_small:
+        growth = rss_big / rss_small - 1
+        targets.append(
+            {"target": f"worker peak RSS at {r['setup']['rows']} rows within 10 % of "
+             f"{SMALL_ROWS}", "measured": round(growth, 3), "met": abs(growth) <= 0.10}
+        )  # fmt: skip
+    summary["targets"] = targets
+    return summary
+
+
+# ---------------------------------------------------------------- docs
+
+
+def _n(value: Any) -> str:
+    if value is None:
+        return NA
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def write_doc(r: dict[str, Any]) -> None:
+    """Replace (or append) the "## Inference" section of docs/performance.md."""
+    m, setup, s = r["machine"], r["setup"], r["summary"]
+    limit, udf, skil = r["limit"], r.get("udf"), r["skil"]
+    rows = setup["rows"]
+    second = skil["second_job"]
+    table = [
+        "| | (a) limit | (b) `predict_batch_udf` | (c) `skil-sdk infer` |",
+        "|---|---:|---:|---:|",
+        f"| Steady state, rows/s | {_n(limit['rows_per_s'])} | "
+        f"{_n(udf['steady_rows_per_s']) if udf else NA} | {_n(s['c_skil_steady_rows_per_s'])} |",
+        f"| Share of the limit | 1.00 | "
+        f"{_n(round(udf['steady_rows_per_s'] / limit['rows_per_s'], 2)) if udf else NA} | "
+        f"{_n(s['c_over_a'])} |",
+        f"| End to end, first job, s | {NA} | {_n(udf['end_to_end_s']) if udf else NA} | "
+        f"{_n(skil['first_job']['end_to_end_s'])} |",
+        f"| End to end, second job (same bundle and model), s | {NA} | {NA} | "
+        f"{_n(second['end_to_end_s'])} |",
+        f"| Python worker peak RSS, {rows:,} rows, MB | {_n(limit['peak_rss_mb'])} | "
+        f"{_n(udf['memory']['worker_peak_rss_mb']) if udf else NA} | "
+        f"{_n(second['memory']['worker_peak_rss_mb'])} |",
+        f"| Python worker peak RSS, {SMALL_ROWS:,} rows, MB | {NA} | {NA} | "
+        f"{_n(skil['small_job']['memory']['worker_peak_rss_mb'])} |",
+    ]
+    batches = ["| Batch size | rows/s | write, s |", "|---:|---:|---:|"] + [
+        f"| {size} | {_n(v['rows_per_s'])} | {_n(v['write_s'])} |"
+        for size, v in skil["batch_sizes"].items()
+    ]
+    targets = ["| Target | Measured | |", "|---|---:|---|"] + [
+        f"| {t['target']} | {_n(t['measured'])} | {'met' if t['met'] else 'not met'} |"
+        for t in s["targets"]
+    ]
+    phases = second["phases_s"]
+    phase_lines = ["| Second job, phase | s |", "|---|---:|"] + [
+        f"| {name.replace('_', ' ')} | {_n(value)} |" for name, value in phases.items()
+    ]
+    udf_note = (
+        f"(b) runs `spark-submit --master {setup['master']}` on a script that reads the "
+        f"Parquet with `spark.read.parquet` ({udf['input_partitions']} input partitions), "
+        f"applies `predict_batch_udf` (batch size {setup['batch_size']}, onnxruntime with one "
+        "intra-op thread) and writes Parquet, twice in one session: the first pass gives the "
+        "end-to-end time (`spark-submit` to its `_SUCCESS`), the second the steady state."
+        if udf
+        else "(b) was left out of this run (`--skip-udf`)."
+    )
+    section = "\n".join(
+        [
+            "## Inference",
+            "",
+            f"Batch inference of the MLP 784-512-512-10 (float32) over {rows:,} rows of 784 "
+            f"float32 in one Parquet file ({setup['row_group_rows']:,} rows per row group, "
+            f"{setup['row_groups']} row groups, {setup['data_bytes'] / 1e6:,.0f} MB), output "
+            f"`id` plus the 10 outputs as Parquet, on `{setup['master']}`. Measured in one run "
+            f"with `{r['command']}` on {m['nproc']} CPUs ({m['cpu_model']}), "
+            f"{m['memory_gib']} GiB, {m['platform']}, Python {m['python']}, pyspark "
+            f"{m['pyspark']}, onnxruntime {m['onnxruntime']}, pyarrow {m['pyarrow']}. The "
+            f"machine was shared: 1/5/15-minute load averages {r['load_average_start']} at the "
+            f"start and {r['load_average_end']} at the end, so only ratios within this run "
+            "mean anything.",
+            "",
+            *table,
+            "",
+            "(a) is one process per core, pyarrow reading row groups from a shared queue, "
+            f"onnxruntime with one intra-op thread in batches of {setup['batch_size']}, one "
+            "Parquet file written per row group; rows/s from the moment every process has "
+            "its session warm until the last row group is written.",
+            udf_note,
+            "(c) is `skil-sdk infer --provider parquet` (one Spark task per row group): the "
+            "first job on a fresh node cache (`SKIL_NODE_CACHE`: bundle extracted, model "
+            "fetched) with the bundle already built, then a second job with the same bundle "
+            "and model; end to end is from the command to the output's `_SUCCESS`. Its steady "
+            "state is rows divided by the write action's time (`timings.compute_seconds` of "
+            "`_skil_job.json`) of a job run with `submit(request, spark=spark)` in a session "
+            "whose Python workers run inside the bundle, after a warm-up job in that session. "
+            "Worker RSS is the largest `VmHWM` of the Python workers (children of "
+            "`pyspark.daemon`) of the second job and of a job over "
+            f"{SMALL_ROWS:,} rows.",
+            "",
+            "Targets:",
+            "",
+            *targets,
+            "",
+            "`skil-sdk infer` throughput by batch size (jobs in the warm session):",
+            "",
+            *batches,
+            "",
+            f"The second job's {_n(second['end_to_end_s'])} s, by phase (from `_skil_job.json` "
+            f"timings); its overhead over steady-state processing of {rows:,} rows is "
+            f"{_n(skil['second_job_overhead_s'])} s:",
+            "",
+            *phase_lines,
+            "",
+        ]
+    )
+    text = DOC.read_text() if DOC.exists() else "# Performance\n"
+    start = text.find("## Inference\n")
+    if start == -1:
+        text = text.rstrip("\n") + "\n\n" + section
+    else:
+        end = text.find("\n## ", start + 1)
+        text = text[:start] + section + (text[end + 1 :] if end != -1 else "")
+    DOC.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
