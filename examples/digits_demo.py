@@ -82,6 +82,8 @@ def main() -> int:
     shutil.rmtree(workspace, ignore_errors=True)
     workspace.mkdir(parents=True)
     env = dict(os.environ, SKIL_HOME=str(workspace / "home"), SPARK_LOCAL_IP="127.0.0.1")
+    # third-party wheels are downloaded once and reused by later demo and test runs
+    env.setdefault("SKIL_WHEELHOUSE", str(ROOT / ".cache" / "wheelhouse"))
 
     step("1. A model and data made on the spot (scikit-learn digits -> ONNX)")
     model_path, rows_path, labels = make_model_and_data(workspace)
