@@ -40,7 +40,7 @@ def last_stage_id(spark: Any) -> int:
 
 
 def last_job_metrics(spark: Any, after_stage: int) -> dict[str, Any]:
-    """Task metrics of the stage with the most tasks after ``after_stage`` (the write),
+    """Task metrics of the busiest stage after ``after_stage`` (the write),
     and the SQL metrics of the last query with a Python node.
 
     Returns an empty dict when the UI is off or does not answer.
@@ -53,7 +53,7 @@ def last_job_metrics(spark: Any, after_stage: int) -> dict[str, Any]:
         stages = [s for s in _get(f"{api}/stages?status=complete") if s["stageId"] > after_stage]
         if not stages:
             return {}
-        stage = max(stages, key=lambda s: (s["numTasks"], s["stageId"]))
+        stage = max(stages, key=lambda s: s.get("executorRunTime", 0))
         tasks = _get(f"{api}/stages/{stage['stageId']}/{stage['attemptId']}/taskList?length=10000")
         sql = _get(f"{api}/sql?details=true&planDescription=false&length=1000")
     except (OSError, ValueError, KeyError):

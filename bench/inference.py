@@ -300,6 +300,31 @@ def watch(
 _TASK_LINE = re.compile(r"Finished task [\d.]+ in stage ([\d.]+) \(TID \d+\) in (\d+) ms")
 
 
+_EVENTS = {
+    "spark_context_start": "SparkContext: Running Spark version",
+    "spark_context_ready": "Executor: Starting executor ID driver",
+    "first_sql": "SharedState: Setting",
+    "write_job_start": "SparkContext: Starting job: parquet",
+    "first_python_task": "Starting Python task execution",
+    "write_job_end": "finished: parquet at",
+}
+_STAMP = re.compile(r"^(\d\d/\d\d/\d\d \d\d:\d\d:\d\d) ")
+
+
+def log_events(log_path: Path, origin: float) -> dict[str, float]:
+    """Seconds from ``origin`` to the first log line of each of :data:`_EVENTS` (1 s steps)."""
+    found: dict[str, float] = {}
+    for line in Path(log_path).read_text(errors="replace").splitlines():
+        match = _STAMP.match(line)
+        if not match:
+            continue
+        for name, needle in _EVENTS.items():
+            if name not in found and needle in line:
+                stamp = time.mktime(time.strptime(match.group(1), "%y/%m/%d %H:%M:%S"))
+                found[name] = round(stamp - origin, 1)
+    return found
+
+
 def task_durations(log_path: Path) -> dict[str, Any]:
     """Durations (ms, in finishing order) of the tasks of the log's largest stage."""
     stages: dict[str, list[int]] = {}
@@ -384,6 +409,7 @@ def infer_cli(
             "success_to_cli_exit": round(run["finished_at"] - run["success_at"], 2),
         },
         "spark_tasks": task_durations(Path(result["log_path"])),
+        "log_events_s_from_command": log_events(Path(result["log_path"]), started),
         "memory": run["memory"],
         "job_id": result["job_id"],
     }

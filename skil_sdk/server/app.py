@@ -8,14 +8,14 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
 
 from skil_sdk import __version__
-from skil_sdk.server import jobs_routes, models_routes, plugins_routes, predict_routes
+from skil_sdk.server import jobs_routes, models_routes, plugins_routes, predict_routes, ui_routes
 from skil_sdk.server.auth import Principal, load_or_create_admin_token, principal
 from skil_sdk.server.config import ServerConfig
 from skil_sdk.server.errors import BodyLimitMiddleware, install_error_handlers
 
 
 def create_app(config: ServerConfig | None = None, admin_token: str | None = None) -> FastAPI:
-    """The server app: model files, predict, plugins, jobs; one error shape; bearer auth.
+    """The server app: model files, predict, plugins, jobs, web pages; one error shape; auth.
 
     With auth on, the admin token is ``admin_token`` or the one in
     ``SKIL_HOME/server.token`` (created on first use).
@@ -45,4 +45,5 @@ def create_app(config: ServerConfig | None = None, admin_token: str | None = Non
 
     for module in (models_routes, predict_routes, jobs_routes, plugins_routes):
         app.include_router(module.router)
+    ui_routes.install(app)
     return app

@@ -86,9 +86,17 @@ def principal(
     request: Request,
     credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),  # noqa: B008
 ) -> Principal:
-    """FastAPI dependency: the caller, from ``Authorization: Bearer <token>``."""
+    """FastAPI dependency: the caller, from ``Authorization: Bearer <token>``.
+
+    GET requests without that header may carry the web pages' session cookie instead.
+    """
     if not request.app.state.config.auth:
         return ADMIN
+    if credentials is None and request.method in ("GET", "HEAD"):
+        from skil_sdk.server.ui_session import has_session
+
+        if has_session(request):
+            return ADMIN
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise AuthError(
             "This request needs a bearer token; send 'Authorization: Bearer <token>' with the "

@@ -1,0 +1,31 @@
+"""The server executors talk to: ``SKIL_SERVER_URL``, or a built-in one for the job."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+
+from skil_sdk.spark.request import LogCallback
+
+
+@contextlib.contextmanager
+def job_server(advertise_host: str, on_log: LogCallback, job_id: str = "") -> Iterator[str]:
+    external = os.environ.get("SKIL_SERVER_URL")
+    if external:
+        yield external.rstrip("/")
+        return
+    from skil_sdk.server.embedded import EmbeddedServer
+
+    bind = "127.0.0.1" if advertise_host in ("127.0.0.1", "localhost") else "0.0.0.0"
+    server = EmbeddedServer(host=bind)
+    url = server.start()
+    port = url.rsplit(":", 1)[1].rstrip("/")
+    base = f"http://{advertise_host}:{port}"
+    on_log(
+        f"Serving models and progress for this job at {base} (web page: {base}/ui/jobs/{job_id})"
+    )
+    try:
+        yield f"http://{advertise_host}:{port}"
+    finally:
+        server.stop()
