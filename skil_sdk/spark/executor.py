@@ -82,6 +82,7 @@ def model_runner(config: ExecutorConfig) -> Any:
 
         cache = Path(config.node_cache) if config.node_cache else default_node_cache()
         path = fetch_model(config.server_url, config.model_id, config.token, cache / "models")
+        _hold_and_bound(cache, path)
         providers = (
             ("CUDAExecutionProvider", "CPUExecutionProvider")
             if config.execution_provider == "cuda"
@@ -90,6 +91,18 @@ def model_runner(config: ExecutorConfig) -> Any:
         runner = ModelRunner(path, intra_op_threads=_intra_op_threads(), providers=providers)
         _RUNNERS[config.model_sha256] = runner
     return runner
+
+
+def _hold_and_bound(cache: Path, model_path: Path) -> None:
+    """Hold what this worker uses in the node cache, then bound the cache's size."""
+    from skil_sdk.spark import nodecache
+
+    entry = model_path.parent
+    while entry.parent != cache / "models" and entry.parent != entry:
+        entry = entry.parent
+    nodecache.hold(entry)
+    nodecache.hold_running_bundle(Path(os.environ.get("PEX_ROOT", str(cache / "pex"))))
+    nodecache.enforce(cache)
 
 
 def _postprocessor(config: ExecutorConfig) -> Any:

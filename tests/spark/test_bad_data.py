@@ -68,7 +68,7 @@ class DataCase:
 
 
 def _frame(rows: list[Any], ddl: str) -> Callable[[Any], Any]:
-    return lambda spark: spark.createDataFrame(rows, ddl)
+    return lambda spark: spark.createDataFrame(rows, ddl).coalesce(1)
 
 
 def _parquet(tmp: Path, width: int = 4) -> Path:
