@@ -31,6 +31,7 @@ from skil_sdk.builder.pipdl import pip_download
 from skil_sdk.builder.targets import Target
 from skil_sdk.builder.wheelinfo import canonical_name, read_wheel
 from skil_sdk.home import atomic_write_text, sha256_file
+from skil_sdk.processes import pid_alive
 
 Progress = Callable[[str], None]
 
@@ -308,15 +309,5 @@ def sweep_downloads(wheelhouse: Path) -> None:
     """Remove download folders left by killed processes (their pid is gone)."""
     for entry in wheelhouse.glob(".download-*.work"):
         pid = entry.name.split("-")[1]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(entry, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

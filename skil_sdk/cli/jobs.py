@@ -11,6 +11,7 @@ import click
 
 from skil_sdk.cli.output import emit, info, json_option, table
 from skil_sdk.errors import InvalidValueError, JobError
+from skil_sdk.processes import pid_alive
 from skil_sdk.store.jobs import KILLED, JobRecord, JobStore
 
 
@@ -111,30 +112,15 @@ def kill_command(job_id: str, as_json: bool) -> None:
     store = JobStore()
     record = store.get(job_id)
     if not record.is_finished:
-        if record.runner_pid and _alive(record.runner_pid):
+        if record.runner_pid and pid_alive(record.runner_pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(record.runner_pid, signal.SIGTERM)
             deadline = time.time() + 30
-            while time.time() < deadline and _alive(record.runner_pid):
+            while time.time() < deadline and pid_alive(record.runner_pid):
                 time.sleep(0.2)
         store.finish(job_id, KILLED, error="killed with `skil-sdk jobs kill`")
     record = store.get(job_id)
     emit(as_json, record.to_dict(), f"Job {job_id} is {record.state}.")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie child of ours is not running
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().split(") ", 1)[1][:1] != "Z"
-    except OSError:
-        return True
 
 
 @jobs.command("wait")

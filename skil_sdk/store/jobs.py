@@ -14,7 +14,6 @@ from __future__ import annotations
 import builtins
 import contextlib
 import json
-import os
 import secrets
 import sqlite3
 import time
@@ -26,6 +25,7 @@ from typing import Any
 
 from skil_sdk.errors import NotFoundError
 from skil_sdk.home import sha256_bytes, skil_home
+from skil_sdk.processes import pid_alive
 
 SUBMITTED = "SUBMITTED"
 RUNNING = "RUNNING"
@@ -184,16 +184,6 @@ def new_job_id() -> str:
     return time.strftime("job-%Y%m%d-%H%M%S-", time.gmtime()) + uuid.uuid4().hex[:6]
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class JobStore:
     """Access to ``SKIL_HOME/jobs.sqlite`` (safe across processes: SQLite locking)."""
 
@@ -256,7 +246,7 @@ class JobStore:
         """Mark a job FAILED when the process that runs it is gone."""
         if record.is_finished or record.runner_pid is None:
             return record
-        if record.runner_host not in (None, _hostname()) or _pid_alive(record.runner_pid):
+        if record.runner_host not in (None, _hostname()) or pid_alive(record.runner_pid):
             return record
         reason = (
             f"the skil-sdk process running this job (pid {record.runner_pid}) exited "
