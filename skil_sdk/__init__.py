@@ -21,6 +21,7 @@ _LAZY: dict[str, str] = {
     "build": "skil_sdk.builder.api:build",
     "publish": "skil_sdk.builder.api:publish",
     "load_results": "skil_sdk.results:load_results",
+    "results_dataset": "skil_sdk.results:results_dataset",
 }
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "hookimpl",
     "load_results",
     "publish",
+    "results_dataset",
 ]
 
 

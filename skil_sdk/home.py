@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import shutil
 import tempfile
@@ -52,22 +51,16 @@ def skil_home() -> Path:
 
 
 def _check_schema(home: Path) -> None:
-    marker = home / "home.json"
-    if not marker.exists():
-        with contextlib.suppress(OSError):
-            atomic_write_text(marker, json.dumps({"schema_version": HOME_SCHEMA_VERSION}) + "\n")
-        return
+    """Stamp a new home, migrate an older one, refuse a newer one (skil_sdk.migrations)."""
+    from skil_sdk.migrations import migrate_home
+
     try:
-        version = int(json.loads(marker.read_text())["schema_version"])
-    except (ValueError, KeyError, TypeError, OSError) as exc:
-        raise HomeError(
-            f"{marker} is unreadable; restore it or point SKIL_HOME at another directory."
-        ) from exc
-    if version > HOME_SCHEMA_VERSION:
-        raise HomeError(
-            f"SKIL_HOME {home} was written by a newer skil-sdk (schema {version}, this one "
-            f"reads {HOME_SCHEMA_VERSION}); upgrade skil-sdk or use another SKIL_HOME."
-        )
+        migrate_home(home, HOME_SCHEMA_VERSION)
+    except OSError as exc:
+        if (home / "home.json").exists():
+            raise HomeError(
+                f"SKIL_HOME {home} cannot be migrated ({exc.strerror}); make it writable."
+            ) from exc
 
 
 def home_path(*parts: str) -> Path:

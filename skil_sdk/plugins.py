@@ -90,6 +90,7 @@ def _make_manager() -> pluggy.PluginManager:
     pm.add_hookspecs(hookspecs)
     pm.register(builtin, name=BUILTIN_PLUGIN)
     allowed = _allowed_plugin_names()
+    _refuse_clashing_names(metadata.entry_points(group=ENTRY_POINT_GROUP), allowed)
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
         if allowed is not None and ep.name not in allowed:
             continue
@@ -105,6 +106,24 @@ def _make_manager() -> pluggy.PluginManager:
     return pm
 
 
+def _refuse_clashing_names(
+    entry_points: metadata.EntryPoints, allowed: set[str] | None
+) -> None:
+    """Two distributions declaring one plugin name is an error (pluggy would drop one)."""
+    seen: dict[str, metadata.EntryPoint] = {}
+    for ep in entry_points:
+        if allowed is not None and ep.name not in allowed:
+            continue
+        first = seen.setdefault(ep.name, ep)
+        first_dist = first.dist.name if first.dist else "?"
+        this_dist = ep.dist.name if ep.dist else "?"
+        if first is not ep and first_dist != this_dist:
+            raise PluginError(
+                f"Two plugins are named {ep.name!r}: {first.value} (package {first_dist}) and "
+                f"{ep.value} (package {this_dist}); uninstall one, or rename its entry point."
+            )
+
+
 def _distribution_of(pm: pluggy.PluginManager, plugin_name: str) -> tuple[str, str]:
     if plugin_name == BUILTIN_PLUGIN:
         from skil_sdk import __version__
@@ -118,28 +137,28 @@ def _distribution_of(pm: pluggy.PluginManager, plugin_name: str) -> tuple[str, s
 
 
 def _collect(pm: pluggy.PluginManager) -> Registry:
+    """Call every plugin's hook implementations, remembering which plugin gave what."""
     registry = Registry()
     for plugin in pm.get_plugins():
         plugin_name = pm.get_name(plugin) or repr(plugin)
-        package, version = _distribution_of(pm, plugin_name)
-        registry.plugins[plugin_name] = (package, version)
-        if hasattr(plugin, "register_providers"):
-            found: list[type[Any]] = []
-            plugin.register_providers(register=found.append)
-            for cls in found:
-                info = _provider_info(cls, plugin_name, package, version)
-                _add_provider(registry, info)
-        if hasattr(plugin, "register_postprocessors"):
+        registry.plugins[plugin_name] = _distribution_of(pm, plugin_name)
+    for impl in reversed(pm.hook.register_providers.get_hookimpls()):
+        package, version = registry.plugins[impl.plugin_name]
+        found: list[type[Any]] = []
+        impl.function(register=found.append)
+        for cls in found:
+            _add_provider(registry, _provider_info(cls, impl.plugin_name, package, version))
+    for impl in reversed(pm.hook.register_postprocessors.get_hookimpls()):
 
-            def add(name: str, fn: Callable[..., Any], _plugin: str = plugin_name) -> None:
-                if name in registry.postprocessors:
-                    raise PluginError(
-                        f"Two post-processors are named {name!r} (one from plugin {_plugin!r}); "
-                        "rename one of them."
-                    )
-                registry.postprocessors[name] = fn
+        def add(name: str, fn: Callable[..., Any], _plugin: str = impl.plugin_name) -> None:
+            if name in registry.postprocessors:
+                raise PluginError(
+                    f"Two post-processors are named {name!r} (one from plugin {_plugin!r}); "
+                    "rename one of them."
+                )
+            registry.postprocessors[name] = fn
 
-            plugin.register_postprocessors(register=add)
+        impl.function(register=add)
     return registry
 
 

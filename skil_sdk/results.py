@@ -1,4 +1,8 @@
-"""Reading a job's results: a Parquet directory with ``_SUCCESS`` and ``_skil_job.json``."""
+"""Reading a job's results: a Parquet directory with ``_SUCCESS`` and ``_skil_job.json``.
+
+Paths are local, ``file://``, or any URI pyarrow's file systems read (``s3://``,
+``hdfs://``, ``gs://``); Spark's ``s3a://`` is read as ``s3://``.
+"""
 
 from __future__ import annotations
 
@@ -9,34 +13,58 @@ from typing import Any
 from skil_sdk.errors import InvalidValueError, NotFoundError
 
 
-def _local(path: str | Path) -> Path:
+def _filesystem(path: str | Path) -> tuple[Any, str]:
+    import pyarrow.fs as pafs
+
     text = str(path)
-    return Path(text[len("file://") :] if text.startswith("file://") else text).expanduser()
+    if "://" not in text:
+        return pafs.LocalFileSystem(), str(Path(text).expanduser().resolve())
+    if text.startswith("s3a://"):
+        text = "s3://" + text[len("s3a://") :]
+    try:
+        filesystem, inner = pafs.FileSystem.from_uri(text)
+    except (ValueError, OSError) as exc:
+        raise InvalidValueError(f"Cannot open {path} ({exc}); check the output path.") from exc
+    return filesystem, inner
+
+
+def results_dataset(path: str | Path) -> Any:
+    """The finished output at ``path`` as a ``pyarrow.dataset.Dataset`` (nothing read yet).
+
+    The directory must hold ``_SUCCESS``: outputs of failed or running jobs are refused.
+    """
+    import pyarrow.dataset as ds
+    import pyarrow.fs as pafs
+
+    filesystem, root = _filesystem(path)
+    info = filesystem.get_file_info(root)
+    if info.type == pafs.FileType.NotFound:
+        raise NotFoundError(f"No results at {path}; check the output path of the job.")
+    if filesystem.get_file_info(f"{root}/_SUCCESS").type == pafs.FileType.NotFound:
+        raise InvalidValueError(
+            f"{path} has no _SUCCESS marker, so its job did not finish; rerun it with --overwrite."
+        )
+    return ds.dataset(root, filesystem=filesystem, format="parquet", exclude_invalid_files=True)
 
 
 def load_results(path: str | Path) -> Any:
     """The results of a finished job as a ``pyarrow.Table`` (``.to_pandas()`` for pandas).
 
-    Only complete outputs are read: the directory must hold ``_SUCCESS``.
-    Spark users read the same directory with ``spark.read.parquet(path)``.
+    Only complete outputs are read: the directory must hold ``_SUCCESS``. For outputs too
+    big for memory, use :func:`results_dataset` and read it in batches, or
+    ``spark.read.parquet(path)`` from Spark.
     """
-    import pyarrow.dataset as ds
-
-    root = _local(path)
-    if not root.exists():
-        raise NotFoundError(f"No results at {root}; check the output path of the job.")
-    if not (root / "_SUCCESS").exists():
-        raise InvalidValueError(
-            f"{root} has no _SUCCESS marker, so its job did not finish; rerun it with --overwrite."
-        )
-    dataset = ds.dataset(str(root), format="parquet", exclude_invalid_files=True)
-    return dataset.to_table()
+    return results_dataset(path).to_table()
 
 
 def job_metadata(path: str | Path) -> dict[str, Any]:
     """The ``_skil_job.json`` record of an output directory."""
-    meta = _local(path) / "_skil_job.json"
-    if not meta.exists():
-        raise NotFoundError(f"No _skil_job.json in {_local(path)}; it is not a skil-sdk output.")
-    data: dict[str, Any] = json.loads(meta.read_text())
+    import pyarrow.fs as pafs
+
+    filesystem, root = _filesystem(path)
+    meta = f"{root}/_skil_job.json"
+    if filesystem.get_file_info(meta).type == pafs.FileType.NotFound:
+        raise NotFoundError(f"No _skil_job.json in {path}; it is not a skil-sdk output.")
+    with filesystem.open_input_stream(meta) as handle:
+        data: dict[str, Any] = json.loads(handle.read().decode("utf-8"))
     return data

@@ -248,3 +248,16 @@ def test_bad_import_paths_and_unknown_names(site: Site) -> None:
     with pytest.raises(NotFoundError, match="skil-sdk providers list") as caught:
         get_provider("no-such-provider")
     assert "csv" in caught.value.message
+
+
+def test_two_packages_with_one_entry_point_name_is_an_error(site: Site) -> None:
+    """The template names the entry point after the provider: a clash there must not hide one."""
+    one = PROVIDER_MODULE.format(cls="OneRows", name="rows")
+    two = PROVIDER_MODULE.format(cls="TwoRows", name="rows")
+    site.add("acme-one", "1.0", {"acme_one_plugin": one}, {"rows": "acme_one_plugin"})
+    site.add("acme-two", "2.0", {"acme_two_plugin": two}, {"rows": "acme_two_plugin"})
+    with pytest.raises(PluginError) as caught:
+        load_plugins()
+    message = caught.value.message
+    assert "'rows'" in message and "acme-one" in message and "acme-two" in message
+    assert "acme_one_plugin" in message and "acme_two_plugin" in message

@@ -30,6 +30,7 @@ from skil_sdk.builder.hashing import inputs_hash
 from skil_sdk.builder.pipdl import pip_download
 from skil_sdk.builder.targets import Target
 from skil_sdk.builder.wheelinfo import canonical_name, read_wheel
+from skil_sdk.errors import BuildError
 from skil_sdk.home import atomic_write_text, sha256_file
 from skil_sdk.processes import pid_alive
 
@@ -122,6 +123,13 @@ def lock_requirements(
             progress(f"Downloading {len(specs)} wheels into {wheelhouse}")
         _download_into(wheelhouse, specs, target, links, no_index, progress, no_deps=True)
         found = _select_wheels(pinned, target, [wheelhouse, *links])
+    still_missing = sorted(set(pinned) - set(found))
+    if still_missing:
+        name = still_missing[0]
+        raise BuildError(
+            f"No wheel of {name}=={pinned[name]} for {target.ident} was found; pass "
+            "--find-links DIR with one (or --complete-platform for another platform)."
+        )
     pins = tuple(
         Pin(name, pinned[name], found[name].name, sha256_file(found[name]), found[name])
         for name in sorted(pinned)

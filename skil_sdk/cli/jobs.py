@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import time
 
 import click
@@ -111,6 +112,14 @@ def kill_command(job_id: str, as_json: bool) -> None:
     """Stop a running job (its runner, spark-submit and driver) and mark it KILLED."""
     store = JobStore()
     record = store.get(job_id)
+    if not record.is_finished and record.details.get("in_session"):
+        raise InvalidValueError(
+            f"Job {job_id} runs inside a Python session's SparkSession; interrupt it there."
+        )
+    if not record.is_finished and record.runner_host not in (None, socket.gethostname()):
+        raise InvalidValueError(
+            f"Job {job_id} was started on {record.runner_host}; run `skil-sdk jobs kill` there."
+        )
     if not record.is_finished:
         if record.runner_pid and pid_alive(record.runner_pid):
             with contextlib.suppress(ProcessLookupError):

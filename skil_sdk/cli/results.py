@@ -20,23 +20,19 @@ def results() -> None:
 @json_option
 def show_command(path: str, limit: int, as_json: bool) -> None:
     """Show the job record and the first rows of an output directory."""
-    from skil_sdk.results import job_metadata, load_results
+    from skil_sdk.results import job_metadata, results_dataset
 
-    data = load_results(path)
+    dataset = results_dataset(path)
     meta = job_metadata(path)
-    head = data.slice(0, limit).to_pylist()
-    payload = {
-        "path": path,
-        "rows": data.num_rows,
-        "columns": data.column_names,
-        "job": meta,
-        "head": head,
-    }
+    rows = dataset.count_rows()
+    head = dataset.head(limit).to_pylist() if limit > 0 else []
+    columns = dataset.schema.names
+    payload = {"path": path, "rows": rows, "columns": columns, "job": meta, "head": head}
 
     def human() -> None:
         job, model = meta.get("job_id"), meta.get("model_id")
-        click.echo(f"{path}: {data.num_rows:,} rows, job {job}, model {model}")
-        table(data.column_names, [[_short(row[c]) for c in data.column_names] for row in head])
+        click.echo(f"{path}: {rows:,} rows, job {job}, model {model}")
+        table(columns, [[_short(row[c]) for c in columns] for row in head])
 
     emit(as_json, payload, human)
 

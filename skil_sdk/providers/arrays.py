@@ -68,6 +68,15 @@ def arrow_type_of_spark_name(name: str) -> pa.DataType:
     raise ModelError(f"Ids of Spark type {name} are not supported; use integer or string ids.")
 
 
+def _refuse_null_values(values: pa.Array, name: str) -> None:
+    """Refuse null values inside rows (numpy would turn them into NaN silently)."""
+    if values.null_count:
+        raise ModelError(
+            f"Column {name!r} has {values.null_count} null values inside its rows; fill them "
+            "(e.g. with NaN or 0) before inference."
+        )
+
+
 def column_to_matrix(column: pa.Array | pa.ChunkedArray, name: str = "features") -> np.ndarray:
     """A list (or scalar) column of N rows as a 2-D numpy array of N rows.
 
@@ -90,11 +99,15 @@ def column_to_matrix(column: pa.Array | pa.ChunkedArray, name: str = "features")
                 f"({int(lengths[0])} in row 0, {int(lengths[row])} in row {row}); every row "
                 "must have the length the model expects."
             )
-        values = column.flatten().to_numpy(zero_copy_only=False)
+        flat = column.flatten()
+        _refuse_null_values(flat, name)
+        values = flat.to_numpy(zero_copy_only=False)
         width = int(lengths[0]) if n else 0
         return values.reshape(n, width)
     if pa.types.is_fixed_size_list(column.type):
-        values = column.flatten().to_numpy(zero_copy_only=False)
+        flat = column.flatten()
+        _refuse_null_values(flat, name)
+        values = flat.to_numpy(zero_copy_only=False)
         return values.reshape(n, column.type.list_size)
     return column.to_numpy(zero_copy_only=False).reshape(n, 1)
 

@@ -58,6 +58,15 @@ def _canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+def _same_version(from_filename: str, from_metadata: str) -> bool:
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return Version(from_filename.replace("_", "-")) == Version(from_metadata)
+    except InvalidVersion:
+        return from_filename == from_metadata
+
+
 def _plugin_store() -> Any:
     from skil_sdk.store import plugins
 
@@ -86,6 +95,11 @@ def upload_plugin(
         if _canonical(filename.split("-")[0]) != _canonical(meta["name"]):
             raise InvalidValueError(
                 f"{filename} does not match its METADATA name {meta['name']!r}; rebuild the wheel."
+            )
+        if not _same_version(filename.split("-")[1], meta["version"]):
+            raise InvalidValueError(
+                f"{filename} does not match its METADATA version {meta['version']!r:.40}; "
+                "rebuild the wheel."
             )
         result = _plugin_store().publish_wheel(target)
     data: dict[str, Any] = result.to_dict()

@@ -183,7 +183,7 @@ def job_page(request: Request, job_id: str) -> Response:
         job=job,
         downloads=store.downloads(job_id),
         log=tail,
-        spark_ui=views.spark_ui_url(job, tail),
+        spark_ui=views.spark_ui_url(job, views.log_head(job.get("log_path")) + "\n" + tail),
         chart=views.rate_chart(job.get("progress_history") or []),
         active="jobs",
     )

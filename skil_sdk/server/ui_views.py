@@ -15,8 +15,10 @@ from markupsafe import Markup, escape
 LOG_TAIL_LINES = 80
 LOG_TAIL_BYTES = 64 * 1024
 _SPARK_UI = re.compile(
-    r"(?:Bound SparkUI to \S+, and started at|Spark web UI (?:available )?at)\s+(https?://[^\s'\"<>]+)"
+    r"Bound SparkUI to \S+, and started at (https?://[^\s'\"<>]+)"
+    r"|Start Jetty ([\w.:\[\]-]+):(\d+) for SparkUI"
 )
+_SPARK_UI_STOPPED = "Stopped Spark web UI"
 
 
 def percent(job: dict[str, Any]) -> float:
@@ -167,10 +169,28 @@ def log_tail(log_path: str | None, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(text[-lines:])
 
 
-def spark_ui_url(job: dict[str, Any], log: str) -> str | None:
-    """The Spark UI address of the job's driver, from its record or its log."""
+def log_head(log_path: str | None) -> str:
+    """The first 64 KiB of a job's log (where Spark logs its UI address)."""
+    if not log_path:
+        return ""
+    try:
+        with Path(log_path).open("rb") as handle:
+            return handle.read(LOG_TAIL_BYTES).decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def spark_ui_url(job: dict[str, Any], log: str) -> dict[str, Any] | None:
+    """The Spark UI of the job's driver (from its record or its log): ``url`` and ``live``."""
     recorded = (job.get("details") or {}).get("spark_ui_url")
+    stopped = _SPARK_UI_STOPPED in log or job.get("state") in ("SUCCEEDED", "FAILED", "KILLED")
     if isinstance(recorded, str) and recorded.startswith(("http://", "https://")):
-        return recorded
+        return {"url": recorded, "live": not stopped}
     found = _SPARK_UI.findall(log)
-    return found[-1] if found else None
+    if not found:
+        return None
+    bound, host, port = found[-1]
+    if not bound:
+        host = "localhost" if host in ("0.0.0.0", "[::]", "::") else host
+        bound = f"http://{host}:{port}"
+    return {"url": bound, "live": not stopped}

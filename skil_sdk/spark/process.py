@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import os
 import signal
 import subprocess
@@ -23,23 +24,26 @@ _LOG_TAIL_LINES = 30
 def submit_argv(request: InferenceRequest, bundle: Any, driver: Path, spec_path: Path) -> list[str]:
     args = request.spark_args
     bundle_path = str(Path(bundle.bundle).resolve())
-    node_cache = node_cache_dir()
-    argv = [str(spark_submit(request.spark_home)), *args.to_submit_argv()]
+    local = args.master_kind == "local"
+    # The bundle travels with the user's own --files (spark-submit keeps one --files flag).
+    shipped = args if local else dataclasses.replace(args, files=[*args.files, bundle_path])
+    argv = [str(spark_submit(request.spark_home)), *shipped.to_submit_argv()]
     if not args.name:
         argv += ["--name", f"skil-sdk {driver.parent.name}"]
-    if args.master_kind == "local":
-        executor_python = bundle_path
-    else:
-        argv += ["--files", bundle_path]
-        executor_python = f"./{Path(bundle_path).name}"
+    executor_python = bundle_path if local else f"./{Path(bundle_path).name}"
     confs = {
         "spark.pyspark.python": executor_python,
         "spark.pyspark.driver.python": bundle_path,
-        "spark.executorEnv.PEX_ROOT": f"{node_cache}/pex",
-        "spark.executorEnv.SKIL_NODE_CACHE": node_cache,
         "spark.python.worker.reuse": "true",
         "spark.ui.showConsoleProgress": "false",
     }
+    explicit = os.environ.get("SKIL_NODE_CACHE")
+    if local or explicit:
+        # Executors on this machine share its node cache; remote executors get one only
+        # when SKIL_NODE_CACHE names it (otherwise each node uses its own default).
+        node_cache = explicit or node_cache_dir()
+        confs["spark.executorEnv.SKIL_NODE_CACHE"] = node_cache
+        confs["spark.executorEnv.PEX_ROOT"] = f"{node_cache}/pex"
     for key, value in confs.items():
         if key not in args.conf:
             argv += ["--conf", f"{key}={value}"]
@@ -61,12 +65,21 @@ def submit_env(request: InferenceRequest, bundle: Any, token: str) -> dict[str, 
     return env
 
 
+def _load_prctl() -> Any:
+    with contextlib.suppress(OSError, AttributeError):
+        return ctypes.CDLL(None, use_errno=True).prctl
+    return None
+
+
+#: Resolved once here: a child between fork and exec must not load libraries.
+_PRCTL = _load_prctl() if sys.platform.startswith("linux") else None
+_PR_SET_PDEATHSIG = 1
+
+
 def _die_with_parent() -> None:
     """In the child: receive SIGTERM when the runner dies (Linux), so nothing is orphaned."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def run_spark_submit(
@@ -84,7 +97,7 @@ def run_spark_submit(
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            preexec_fn=_die_with_parent if _PRCTL is not None else None,
         )
         previous = signal.getsignal(signal.SIGTERM)
 

@@ -88,7 +88,27 @@ def _local(path: str) -> Path:
 
 
 def check_request(request: InferenceRequest) -> None:
-    request.spark_args.validate()
+    """Refuse a request that cannot run, before anything is written or submitted."""
+    args = request.spark_args
+    args.validate()
+    if args.deploy_mode == "cluster":
+        raise InvalidValueError(
+            "skil-sdk runs the job's driver on this machine (it serves the model and tracks "
+            "the job); use --deploy-mode client."
+        )
+    if args.kill or args.status:
+        raise InvalidValueError(
+            "kill and status ask spark-submit about another application; run "
+            "`spark-submit --kill ID` or `--status ID` directly, or `skil-sdk jobs kill JOB`."
+        )
+    for field_name, given, own in (
+        ("output_path", args.output_path, request.output),
+        ("data_set_provider", args.data_set_provider, request.provider),
+    ):
+        if given and own and given != own:
+            raise InvalidValueError(
+                f"SparkArgs.{field_name} is {given!r} but the job names {own!r}; give one."
+            )
     if request.batch_size is not None and request.batch_size < 1:
         raise InvalidValueError(
             f"batch_size must be at least 1, not {request.batch_size}; e.g. 1024."
@@ -167,7 +187,6 @@ def job_spec(
     server_url: str,
     result_path: Path,
 ) -> dict[str, Any]:
-    from skil_sdk.spark.executor import default_node_cache
 
     return {
         "job_id": job_id,
@@ -182,7 +201,8 @@ def job_spec(
         "postprocess_options": request.postprocess_options,
         "server_url": server_url,
         "bundle_hash": bundle_hash,
-        "node_cache": os.environ.get("SKIL_NODE_CACHE") or str(default_node_cache()),
+        # None: each executor uses its node's default (or SKIL_NODE_CACHE set on it)
+        "node_cache": os.environ.get("SKIL_NODE_CACHE"),
         "execution_provider": request.execution_provider,
         "result_path": str(result_path),
         "app_name": request.spark_args.name or f"skil-sdk {job_id}",

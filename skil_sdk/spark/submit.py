@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -77,7 +78,10 @@ def submit(
         details=job_details(request, bundle.hash),
     )
     job_dir = ensure_dir(skil_home() / "jobs" / record.id)
-    atomic_write_text(job_dir / "request.json", json.dumps(request.to_dict(), indent=2))
+    # the request and the spec hold the provider options unredacted: owner-only files
+    atomic_write_text(
+        job_dir / "request.json", json.dumps(request.to_dict(), indent=2), mode=0o600
+    )
     if detach:
         child = _spawn_detached(record.id, job_dir)
         store.update(record.id, runner_pid=child)
@@ -99,14 +103,16 @@ def _ensure_bundle(request: InferenceRequest, log: LogCallback) -> Any:
 
 
 def _spawn_detached(job_id: str, job_dir: Path) -> int:
-    log = (job_dir / "runner.log").open("ab")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "skil_sdk.spark.submit", job_id],
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    with (job_dir / "runner.log").open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "skil_sdk.spark.submit", job_id],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    # reap it when it ends, so a long-lived caller (a notebook) keeps no zombie
+    threading.Thread(target=process.wait, name=f"skil-reap-{job_id}", daemon=True).start()
     return process.pid
 
 
@@ -139,7 +145,7 @@ def run_job(
             token = issue_job_token(job_id, [model.id])
             spec = job_spec(job_id, request, model, bundle.hash, server_url, result_path)
             spec_path = job_dir / "spec.json"
-            atomic_write_text(spec_path, json.dumps(spec, indent=2))
+            atomic_write_text(spec_path, json.dumps(spec, indent=2), mode=0o600)
             driver = job_dir / "driver.py"
             atomic_write_text(
                 driver, "from skil_sdk.spark.driver import main\nraise SystemExit(main())\n"
@@ -153,6 +159,9 @@ def run_job(
         raise
     except SkilError as exc:
         store.finish(job_id, FAILED, error=exc.message)
+        raise
+    except BaseException as exc:
+        store.finish(job_id, FAILED, error=f"the runner failed: {exc!r}")
         raise
     try:
         return _conclude(job_id, request, bundle, store, result_path, returncode, log_path, started)
@@ -186,7 +195,7 @@ def run_in_session(
         output_path=request.output,
         runner_pid=os.getpid(),
         runner_host=socket.gethostname(),
-        details=job_details(request, bundle_hash or ""),
+        details={**job_details(request, bundle_hash or ""), "in_session": True},
     )
     job_dir = ensure_dir(skil_home() / "jobs" / record.id)
     request.spark_args.master = spark.sparkContext.master

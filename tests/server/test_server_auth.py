@@ -65,7 +65,7 @@ def test_no_auth_server_on_loopback_needs_no_token(skil_home: Path) -> None:
 def test_job_token_is_scoped_to_its_job_and_models(
     client: httpx.Client, anon: httpx.Client, tmp_path: Path
 ) -> None:
-    jobs = pytest.importorskip("skil_sdk.store.jobs", reason="the jobs store is not there yet")
+    from skil_sdk.store import jobs
     mine = add_model(small_mlp_model(tmp_path / "a", seed=1), "exp")
     other = add_model(small_mlp_model(tmp_path / "b", seed=2), "exp")
     store = jobs.JobStore()

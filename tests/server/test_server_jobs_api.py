@@ -12,9 +12,8 @@ from _server_helpers import assert_error
 from skil_sdk.errors import ForbiddenError, NotFoundError
 from skil_sdk.server import client as server_client
 from skil_sdk.server.embedded import EmbeddedServer
+from skil_sdk.store import jobs
 from skil_sdk.store.models import add_model
-
-jobs = pytest.importorskip("skil_sdk.store.jobs", reason="the jobs store is not there yet")
 
 
 def test_jobs_list_show_and_client_helpers(

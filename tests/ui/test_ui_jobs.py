@@ -1,12 +1,14 @@
 """The jobs, job, models and plugins pages in a real browser, over real Spark jobs.
 
-A failed job (a model that wants 4 features, a provider that gives 1) shows its error; a
-small job's progress bar advances live to 100 % and its page shows executors and output.
+Two small detached jobs start together: one whose progress bar the jobs page follows live
+to 100 %, and one that fails (its model wants 4 features, the provider gives 1).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,16 +17,29 @@ import pytest
 from _ui_helpers import login, screenshot, skil, wait_for
 
 from skil_sdk.server.embedded import EmbeddedServer
-from skil_sdk.store.models import add_model
+from skil_sdk.store.jobs import JobStore
+from skil_sdk.store.models import ModelRecord, add_model
 
 pytestmark = pytest.mark.slow
 
+ROWS = 20_000
+TASKS = 16
 ROW_STATE = """(id) => {
   const row = document.querySelector(`tr[data-job="${id}"]`);
   if (!row) return null;
   return [row.querySelector('[data-field="state"]').textContent,
           Number(row.querySelector('[data-field="progress"]').getAttribute('aria-valuenow'))];
 }"""
+
+
+@dataclass(frozen=True)
+class Jobs:
+    """The two jobs of this module."""
+
+    ok: str
+    ok_model: ModelRecord
+    ok_output: Path
+    failing: str
 
 
 def start_job(model_id: str, output: Path, rows: int, *extra: str) -> str:
@@ -49,80 +64,111 @@ def start_job(model_id: str, output: Path, rows: int, *extra: str) -> str:
     return job_id
 
 
-def test_a_failed_job_shows_its_error(
-    bundle_home: Path, tmp_path: Path, page: Any, ui_server: EmbeddedServer
-) -> None:
-    model = add_model(models.small_mlp_model(tmp_path), "ui-tests", name="four-features")
-    job_id = start_job(model.id, tmp_path / "out", 30)
-    login(page, ui_server)
-    page.goto(f"{ui_server.url}/ui/jobs/{job_id}")
-    # the page follows the job live and shows the error once it fails
-    page.locator(".error-card").wait_for(timeout=180_000)
-    assert page.locator('.summary [data-field="state"]').inner_text() == "FAILED"
-    error = page.locator('[data-field="error"]').inner_text()
-    assert error.strip(), "the error is shown"
-    assert page.locator("pre.log").count() == 1
-    screenshot(page, "ui-job-failed.png")
+@pytest.fixture(scope="module")
+def jobs(
+    built_bundle: Any, node_cache: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Jobs]:
+    """Both jobs, started detached in the session bundle's home (they run side by side)."""
+    work = tmp_path_factory.mktemp("ui-jobs")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SKIL_HOME", str(Path(built_bundle.bundle).parents[3]))
+        patch.setenv("SPARK_LOCAL_IP", "127.0.0.1")
+        ok_model = add_model(models.mlp_model(work, (1, 3, 2)), "ui-tests", name="squares-mlp")
+        bad_model = add_model(models.small_mlp_model(work), "ui-tests", name="four-features")
+        ok = start_job(
+            ok_model.id, work / "out", ROWS, "--conf", f"spark.default.parallelism={TASKS}"
+        )
+        failing = start_job(bad_model.id, work / "failing", 30)
+    yield Jobs(ok, ok_model, work / "out", failing)
+
+
+@pytest.fixture()
+def server(bundle_home: Path) -> Iterator[EmbeddedServer]:
+    """The built-in server over the bundle's home, where the jobs run."""
+    with EmbeddedServer() as running:
+        yield running
 
 
 def test_a_job_advances_to_100_percent_live_and_its_page_shows_executors(
-    bundle_home: Path, built_bundle: Any, tmp_path: Path, page: Any, ui_server: EmbeddedServer
+    jobs: Jobs, server: EmbeddedServer, page: Any
 ) -> None:
-    model = add_model(models.mlp_model(tmp_path, (1, 3, 2)), "ui-tests", name="squares-mlp")
-    output = tmp_path / "out"
-    job_id = start_job(model.id, output, 4000, "--conf", "spark.default.parallelism=8")
-    login(page, ui_server)
-    page.goto(ui_server.url + "/ui/jobs")
-    page.evaluate("window.__samePage = true")
+    login(page, server)
+    page.goto(server.url + "/ui/jobs")
+    page.evaluate("window.samePage = true")
     seen: list[tuple[str, float]] = []
 
     def finished() -> bool:
-        value = page.evaluate(ROW_STATE, job_id)
+        value = page.evaluate(ROW_STATE, jobs.ok)
         if value and (not seen or tuple(value) != seen[-1]):
             seen.append((value[0], value[1]))
         return bool(value) and value[0] in ("SUCCEEDED", "FAILED", "KILLED")
 
-    wait_for(finished, 240, f"job {job_id} to finish on /ui/jobs")
+    wait_for(finished, 300, f"job {jobs.ok} to finish on /ui/jobs")
     assert seen[-1] == ("SUCCEEDED", 100.0), seen
     assert seen[0][1] < 100 and seen[0][0] in ("SUBMITTED", "RUNNING"), seen
     percents = [p for _state, p in seen]
     assert percents == sorted(percents), f"the bar only moves forward: {seen}"
-    assert page.evaluate("window.__samePage === true"), "updated live, without a reload"
+    assert any(0 < p < 100 for p in percents), f"the bar moved through the tasks: {seen}"
+    assert page.evaluate("window.samePage === true"), "updated live, without a reload"
+    wait_for(
+        lambda: (page.evaluate(ROW_STATE, jobs.failing) or [""])[0] == "FAILED",
+        120,
+        "the failing job to fail",
+    )
     screenshot(page, "ui-jobs.png")
 
-    page.click(f'a[href="/ui/jobs/{job_id}"]')
-    page.wait_for_url(f"**/ui/jobs/{job_id}")
+    page.click(f'a[href="/ui/jobs/{jobs.ok}"]')
+    page.wait_for_url(f"**/ui/jobs/{jobs.ok}")
     assert page.locator('.summary [data-field="state"]').inner_text() == "SUCCEEDED"
-    assert page.locator('[data-field="output"]').inner_text() == str(output)
+    assert page.locator('[data-field="rows"]').inner_text() == f"{ROWS:,} / {ROWS:,}"
+    assert page.locator('[data-field="output"]').inner_text() == str(jobs.ok_output)
     executors = page.locator("table.executors tbody tr")
     assert executors.count() >= 1
-    first = executors.first.inner_text()
-    assert built_bundle.hash[:12] in first, first
+    bundle_hash = JobStore().get(jobs.ok).details["bundle_hash"]
+    assert bundle_hash[:12] in executors.first.inner_text()
     assert page.locator("svg.chart").count() == 1
-    assert (
-        "spark.default.parallelism"
-        in page.locator("section.card", has_text="Spark arguments").inner_text()
-    )
+    spark_args = page.locator("section.card", has_text="Spark arguments").inner_text()
+    assert "spark.default.parallelism" in spark_args and "local[2]" in spark_args
+    assert "n\t20000" in page.locator("section.card", has_text="Provider options").inner_text()
     screenshot(page, "ui-job.png")
 
-    page.goto(f"{ui_server.url}/ui/models")
-    card = page.locator(f'section.model[id="{model.id}"]')
+
+def test_a_failed_job_shows_its_error(jobs: Jobs, server: EmbeddedServer, page: Any) -> None:
+    login(page, server)
+    page.goto(f"{server.url}/ui/jobs/{jobs.failing}")
+    # the page follows a running job and shows the error once it fails
+    page.locator(".error-card").wait_for(timeout=180_000)
+    assert page.locator('.summary [data-field="state"]').inner_text() == "FAILED"
+    error = page.locator('[data-field="error"]').inner_text()
+    assert "expects 4 values per row" in error, error
+    assert page.locator("pre.log").inner_text().strip()
+    screenshot(page, "ui-job-failed.png")
+
+
+def test_models_and_plugins_pages(
+    jobs: Jobs, server: EmbeddedServer, built_bundle: Any, page: Any
+) -> None:
+    login(page, server)
+    page.goto(f"{server.url}/ui/models")
+    card = page.locator(f'section.model[id="{jobs.ok_model.id}"]')
     inputs = card.locator("table.inputs tbody tr").first.inner_text()
-    assert "float32" in inputs and "[N, 1]" in inputs
+    assert "input" in inputs and "float32" in inputs and "[N, 1]" in inputs
     outputs = card.locator("table.outputs tbody tr").first.inner_text()
     assert "float32" in outputs and "[N, 2]" in outputs
-    assert model.sha256 in card.inner_text() and "ui-tests" in card.inner_text()
+    text = card.inner_text()
+    assert jobs.ok_model.sha256 in text and "ui-tests" in text
     screenshot(page, "ui-models.png")
 
-    page.goto(f"{ui_server.url}/ui/plugins")
+    page.goto(f"{server.url}/ui/plugins")
     assert "squares" in page.locator("table.plugins").inner_text()
-    bundle_hash = page.locator('[data-field="bundle-hash"]').inner_text()
-    assert len(bundle_hash) >= 12 and all(c in "0123456789abcdef" for c in bundle_hash)
+    shown = page.locator('[data-field="bundle-hash"]').inner_text()
+    used = {JobStore().get(job).details["bundle_hash"] for job in (jobs.ok, jobs.failing)}
+    assert shown in used, (shown, used)
     screenshot(page, "ui-plugins.png")
 
-    # readable on a phone: nothing wider than the screen
+    # readable on a phone: no page is wider than the screen
     page.set_viewport_size({"width": 390, "height": 844})
-    for path in ("/ui/jobs", f"/ui/jobs/{job_id}", "/ui/models", "/ui/plugins"):
-        page.goto(ui_server.url + path)
+    for path in ("/ui/jobs", f"/ui/jobs/{jobs.ok}", "/ui/models", "/ui/plugins"):
+        page.goto(server.url + path)
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, f"{path} is {width} px wide on a 390 px screen"
