@@ -628,6 +628,99 @@ def _n(value: Any) -> str:
     return str(value)
 
 
+def _measured(target: dict[str, Any], r: dict[str, Any]) -> str:
+    """The measured value of a target, with the numbers it comes from."""
+    s, udf = r["summary"], r.get("udf") or {}
+    name, value = target["target"], target["measured"]
+    c = _n(s["c_skil_steady_rows_per_s"])
+    if name.startswith("c >= 0.8 a"):
+        return f"c/a = {value:.2f} ({c} / {_n(s['a_limit_rows_per_s'])} rows/s)"
+    if name.startswith("c >= 2 b"):
+        return f"c/b = {value:.2f} ({c} / {_n(s['b_udf_steady_rows_per_s'])} rows/s)"
+    if name.startswith("first job"):
+        first = _n(s["c_first_job_end_to_end_s"])
+        return f"{value:.2f} of b ({first} s / {_n(udf.get('end_to_end_s'))} s)"
+    if name.startswith("second job"):
+        second = _n(s["c_second_job_end_to_end_s"])
+        return f"{value:.2f} of b ({second} s / {_n(udf.get('end_to_end_s'))} s)"
+    big, small = s["c_worker_peak_rss_mb"]["rows"], s["c_worker_peak_rss_mb"][str(SMALL_ROWS)]
+    return f"{value * 100:+.1f} % ({_n(big)} MB / {_n(small)} MB)"
+
+
+def _phase_table(first: dict[str, Any], second: dict[str, Any]) -> list[str]:
+    """Phases of the first and second ``skil-sdk infer`` jobs, side by side."""
+
+    def tasks(job: dict[str, Any]) -> tuple[str, str]:
+        durations = job["spark_tasks"].get("task_ms_in_finish_order", [])
+        if len(durations) < 3:
+            return NA, NA
+        head, rest = durations[:CORES], sorted(durations[CORES:])
+        return (
+            " and ".join(f"{ms / 1000:.1f}" for ms in head),
+            f"{rest[len(rest) // 2] / 1000:.1f}",
+        )
+
+    rows: list[tuple[str, str, str]] = []
+    labels = {
+        "cli_start_to_spark_submit": "command start to `spark-submit` (CLI, bundle check, "
+        "job record, model server)",
+        "spark_submit_to_driver_program": "`spark-submit` to the driver program "
+        "(JVM, the bundle's Python start and imports)",
+        "driver_program_to_write": "driver program to the write (SparkContext, plugins, "
+        "provider listing, plan)",
+        "write": "the write (one task per row group)",
+    }
+    for key, label in labels.items():
+        rows.append((label, _n(first["phases_s"][key]), _n(second["phases_s"][key])))
+    first_tasks, second_tasks = tasks(first), tasks(second)
+    rows.append(
+        (f"write: first task of each of the {CORES} Python workers", first_tasks[0], second_tasks[0])
+    )
+    rows.append(("write: median of the other tasks", first_tasks[1], second_tasks[1]))
+    rows.append(
+        ("end to end (to `_SUCCESS`)", _n(first["end_to_end_s"]), _n(second["end_to_end_s"]))
+    )
+    rows.append(
+        (
+            "after `_SUCCESS`: output count, `_skil_job.json`, Spark stop (not in end to end)",
+            _n(first["phases_s"]["success_to_cli_exit"]),
+            _n(second["phases_s"]["success_to_cli_exit"]),
+        )
+    )
+    events = ["| Phase | first job | second job |", "|---|---:|---:|"]
+    events += [f"| {label} | {a} | {b} |" for label, a, b in rows]
+    marks = {
+        "spark_context_start": "log: SparkContext starts",
+        "spark_context_ready": "log: executor ready",
+        "first_sql": "log: Spark SQL shared state created",
+        "write_job_start": "log: the write job starts",
+        "write_job_end": "log: the write job ends",
+    }
+    a_events = first.get("log_events_s_from_command", {})
+    b_events = second.get("log_events_s_from_command", {})
+    events += [
+        f"| {label}, s after the command | {_n(a_events.get(key))} | {_n(b_events.get(key))} |"
+        for key, label in marks.items()
+    ]
+    return events
+
+
+def _load_note(r: dict[str, Any]) -> list[str]:
+    """A warning when the machine's load changed a lot during the run."""
+    start, end = r["load_average_start"][0], r["load_average_end"][0]
+    if end <= 1.5 * start and start <= 1.5 * end:
+        return []
+    return [
+        f"The 1-minute load average went from {start} to {end} during this run, on "
+        f"{r['machine']['nproc']} CPUs. The cases run in order (a), (b), (c), so they did "
+        "not all get the same share of the CPUs: ratios between cases measured far apart in "
+        "time, (c) against (a) above all, carry that difference, and the batch-size table "
+        "is not monotonic for the same reason. Rerun on a quiet machine before reading a "
+        "gap as skil-sdk's own.",
+        "",
+    ]
+
+
 def write_doc(r: dict[str, Any]) -> None:
     """Replace (or append) the "## Inference" section of docs/performance.md."""
     m, setup, s = r["machine"], r["setup"], r["summary"]
@@ -656,14 +749,11 @@ def write_doc(r: dict[str, Any]) -> None:
         f"| {size} | {_n(v['rows_per_s'])} | {_n(v['write_s'])} |"
         for size, v in skil["batch_sizes"].items()
     ]
-    targets = ["| Target | Measured | |", "|---|---:|---|"] + [
-        f"| {t['target']} | {_n(t['measured'])} | {'met' if t['met'] else 'not met'} |"
+    targets = ["| Target | Measured | |", "|---|---|---|"] + [
+        f"| {t['target']} | {_measured(t, r)} | {'met' if t['met'] else 'not met'} |"
         for t in s["targets"]
     ]
-    phases = second["phases_s"]
-    phase_lines = ["| Second job, phase | s |", "|---|---:|"] + [
-        f"| {name.replace('_', ' ')} | {_n(value)} |" for name, value in phases.items()
-    ]
+    phase_lines = _phase_table(skil["first_job"], second)
     udf_note = (
         f"(b) runs `spark-submit --master {setup['master']}` on a script that reads the "
         f"Parquet with `spark.read.parquet` ({udf['input_partitions']} input partitions), "
@@ -714,12 +804,14 @@ def write_doc(r: dict[str, Any]) -> None:
             "",
             *batches,
             "",
-            f"The second job's {_n(second['end_to_end_s'])} s, by phase (from `_skil_job.json` "
-            f"timings); its overhead over steady-state processing of {rows:,} rows is "
-            f"{_n(skil['second_job_overhead_s'])} s:",
+            "Where the time of the two `skil-sdk infer` jobs goes (seconds from the command; "
+            "`_skil_job.json` timings and the job's Spark log). The second job's overhead "
+            f"over steady-state processing of {rows:,} rows is "
+            f"{_n(skil['second_job_overhead_s'])} s.",
             "",
             *phase_lines,
             "",
+            *_load_note(r),
         ]
     )
     text = DOC.read_text() if DOC.exists() else "# Performance\n"

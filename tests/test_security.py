@@ -92,6 +92,8 @@ class _ArgvWatcher:
                     text = cmdline.read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
                 except OSError:
                     continue
+                if " infer --model " in text and "skil-sdk" in text:
+                    continue  # the user's own command line, which the user typed
                 if any(n in text for n in self.needles):
                     self.hits.append(text[:300])
             self.scans += 1

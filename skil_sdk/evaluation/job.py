@@ -157,10 +157,9 @@ def _check_output(spark: Any, output: str, overwrite: bool) -> None:
                 f"The output path {output} already exists; choose another or pass --overwrite."
             )
         return
-    jvm = spark.sparkContext._jvm
-    path = jvm.org.apache.hadoop.fs.Path(output)
-    fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-    if fs.exists(path) and not overwrite:
+    from skil_sdk.spark.hadoop import HadoopPath
+
+    if HadoopPath(spark, output).exists() and not overwrite:
         raise ConflictError(
             f"The output path {output} already exists; choose another or pass --overwrite."
         )
@@ -184,14 +183,9 @@ def write_metrics(spark: Any, output: str, document: dict[str, Any]) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(target, text)
         return
-    jvm = spark.sparkContext._jvm
-    path = jvm.org.apache.hadoop.fs.Path(output)
-    fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-    stream = fs.create(path, True)
-    try:
-        stream.write(bytearray(text.encode("utf-8")))
-    finally:
-        stream.close()
+    from skil_sdk.spark.hadoop import HadoopPath
+
+    HadoopPath(spark, output).write_text(text)
 
 
 def _executor_config(spec: dict[str, Any], token: str) -> Any:

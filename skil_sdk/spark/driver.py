@@ -21,6 +21,7 @@ from typing import Any
 from skil_sdk.errors import ConflictError, InvalidValueError, SkilError
 from skil_sdk.home import atomic_write_text
 from skil_sdk.providers.arrays import arrow_type_of_spark_name
+from skil_sdk.spark.hadoop import HadoopPath
 
 _ERROR_LINE = re.compile(r"skil_sdk\.errors\.(\w+): (.+)")
 _SECRET_OPTION = re.compile(r"(?i)(password|passwd|token|secret|key|credential)")
@@ -43,31 +44,6 @@ def error_message(exc: BaseException) -> tuple[str, str]:
         return name, message.strip()
     first = next((line.strip() for line in text.splitlines() if line.strip()), repr(exc))
     return "spark_error", first[:2000]
-
-
-class _HadoopPaths:
-    """Output-path operations through Hadoop's FileSystem (local, hdfs://, s3a://...)."""
-
-    def __init__(self, spark: Any, output: str) -> None:
-        jvm = spark.sparkContext._jvm
-        conf = spark.sparkContext._jsc.hadoopConfiguration()
-        self._jvm = jvm
-        self.path = jvm.org.apache.hadoop.fs.Path(output)
-        self.fs = self.path.getFileSystem(conf)
-
-    def exists(self) -> bool:
-        return bool(self.fs.exists(self.path))
-
-    def delete(self) -> None:
-        self.fs.delete(self.path, True)
-
-    def write_text(self, name: str, text: str) -> None:
-        target = self._jvm.org.apache.hadoop.fs.Path(self.path, name)
-        stream = self.fs.create(target, True)
-        try:
-            stream.write(bytearray(text.encode("utf-8")))
-        finally:
-            stream.close()
 
 
 def _arrow_type_of_spark(spark_type: Any) -> Any:
@@ -131,7 +107,7 @@ def run(spec: dict[str, Any], token: str, spark: Any = None) -> dict[str, Any]:
         spark = SparkSession.builder.appName(spec.get("app_name", "skil-sdk")).getOrCreate()
     sc = spark.sparkContext
     output = spec["output"]
-    paths = _HadoopPaths(spark, output)
+    paths = HadoopPath(spark, output)
     if paths.exists() and not spec.get("overwrite"):
         raise ConflictError(
             f"The output path {output} already exists; choose another or pass --overwrite."
@@ -275,7 +251,7 @@ def run(spec: dict[str, Any], token: str, spark: Any = None) -> dict[str, Any]:
         },
         "executors": executors,
     }
-    paths.write_text("_skil_job.json", json.dumps(record, indent=2) + "\n")
+    paths.write_text(json.dumps(record, indent=2) + "\n", "_skil_job.json")
     return {"state": "SUCCEEDED", "rows": rows_written, "executors": executors, "record": record}
 
 
@@ -285,7 +261,7 @@ def _ddl(id_type: str, keep: list[tuple[str, str]], columns: list[Any]) -> str:
     return ", ".join(parts)
 
 
-def _remove_quietly(paths: _HadoopPaths) -> None:
+def _remove_quietly(paths: HadoopPath) -> None:
     try:
         paths.delete()
     except Exception:
