@@ -673,9 +673,8 @@ def _phase_table(first: dict[str, Any], second: dict[str, Any]) -> list[str]:
     for key, label in labels.items():
         rows.append((label, _n(first["phases_s"][key]), _n(second["phases_s"][key])))
     first_tasks, second_tasks = tasks(first), tasks(second)
-    rows.append(
-        (f"write: first task of each of the {CORES} Python workers", first_tasks[0], second_tasks[0])
-    )
+    first_label = f"write: first task of each of the {CORES} Python workers"
+    rows.append((first_label, first_tasks[0], second_tasks[0]))
     rows.append(("write: median of the other tasks", first_tasks[1], second_tasks[1]))
     rows.append(
         ("end to end (to `_SUCCESS`)", _n(first["end_to_end_s"]), _n(second["end_to_end_s"]))

@@ -236,8 +236,10 @@ def _current_bundle() -> dict[str, Any] | None:
 
 @router.get("/{rest:path}")
 def not_found_page(request: Request, rest: str) -> Response:
-    """An HTML 404 for any other page under ``/ui``."""
+    """An HTML 404 for any other page under ``/ui`` (``/ui/`` goes to the jobs)."""
     _require_session(request)
+    if not rest:
+        return RedirectResponse("/ui/jobs", status_code=303)
     return render(
         request,
         "error.html",
