@@ -33,8 +33,19 @@ SECRET = "hunter2-s3cr3t-value"
 
 @pytest.mark.parametrize(
     "name",
-    ["password", "db_password", "PASSWD", "token", "api_token", "secret", "client_secret",
-     "key", "apiKey", "aws_secret_access_key", "credentials"],
+    [
+        "password",
+        "db_password",
+        "PASSWD",
+        "token",
+        "api_token",
+        "secret",
+        "client_secret",
+        "key",
+        "apiKey",
+        "aws_secret_access_key",
+        "credentials",
+    ],
 )
 def test_secret_looking_option_names_are_redacted(name: str) -> None:
     assert redact_options({name: SECRET, "path": "/data"}) == {name: REDACTED, "path": "/data"}
@@ -119,8 +130,18 @@ def test_a_job_keeps_tokens_and_secret_options_out_of_argv_logs_and_records(
     import _model_fixtures as models
 
     added = subprocess.run(
-        [SKIL, "models", "add", str(models.mlp_model(tmp_path, (1, 4, 2), seed=31)), "--experiment",
-         "security", "--json"], capture_output=True, text=True, check=True,
+        [
+            SKIL,
+            "models",
+            "add",
+            str(models.mlp_model(tmp_path, (1, 4, 2), seed=31)),
+            "--experiment",
+            "security",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     model_id = json.loads(added.stdout)["id"]
     # the squares provider has one option (n) and ignores the others
@@ -128,10 +149,28 @@ def test_a_job_keeps_tokens_and_secret_options_out_of_argv_logs_and_records(
     out = tmp_path / "out"
     with _ArgvWatcher(needles) as watcher:
         completed = subprocess.run(
-            [SKIL, "infer", "--model", model_id, "--provider", "squares", "--provider-option",
-             "n=40", "--provider-option", f"password={SECRET}", "--provider-option",
-             f"api_token={SECRET}", "--output", str(out), "--master", "local[2]", "--json"],
-            capture_output=True, text=True, timeout=600,
+            [
+                SKIL,
+                "infer",
+                "--model",
+                model_id,
+                "--provider",
+                "squares",
+                "--provider-option",
+                "n=40",
+                "--provider-option",
+                f"password={SECRET}",
+                "--provider-option",
+                f"api_token={SECRET}",
+                "--output",
+                str(out),
+                "--master",
+                "local[2]",
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert watcher.scans > 3 and watcher.hits == [], watcher.hits
@@ -142,12 +181,17 @@ def test_a_job_keeps_tokens_and_secret_options_out_of_argv_logs_and_records(
     ).stdout
     meta = (out / "_skil_job.json").read_text()
     assert json.loads(meta)["provider_options"] == {
-        "n": "40", "password": REDACTED, "api_token": REDACTED
+        "n": "40",
+        "password": REDACTED,
+        "api_token": REDACTED,
     }
     log = Path(json.loads(shown)["log_path"])
     for name, text in [
-        ("stdout", completed.stdout), ("stderr", completed.stderr), ("jobs show", shown),
-        ("_skil_job.json", meta), ("job log", log.read_text(errors="replace")),
+        ("stdout", completed.stdout),
+        ("stderr", completed.stderr),
+        ("jobs show", shown),
+        ("_skil_job.json", meta),
+        ("job log", log.read_text(errors="replace")),
         ("jobs.sqlite", (home / "jobs.sqlite").read_bytes().decode("latin-1")),
     ]:
         for needle in needles:

@@ -41,6 +41,34 @@ def _split_columns(raw: str) -> list[str]:
     return [c.strip() for c in raw.split(",") if c.strip()]
 
 
+def _parquet_files(path: str) -> tuple[Any, list[str]]:
+    """The file system of ``path`` and the Parquet files it names (a file or a tree)."""
+    import pyarrow.fs as pafs
+
+    try:
+        if "://" in path:
+            filesystem, root = pafs.FileSystem.from_uri(path)
+        else:
+            filesystem, root = pafs.LocalFileSystem(), str(Path(path).expanduser().resolve())
+        info = filesystem.get_file_info(root)
+    except (ValueError, OSError) as exc:
+        raise InvalidValueError(f"Cannot open {path!r} ({exc}); check the path option.") from exc
+    if info.type == pafs.FileType.File:
+        return filesystem, [root]
+    if info.type != pafs.FileType.Directory:
+        raise InvalidValueError(f"No Parquet data at {path!r}; check the provider's path option.")
+    selector = pafs.FileSelector(root, recursive=True)
+    visible = sorted(
+        f.path
+        for f in filesystem.get_file_info(selector)
+        if f.type == pafs.FileType.File
+        and not any(part.startswith(("_", ".")) for part in f.path[len(root) :].split("/"))
+    )
+    # files named *.parquet when there are any (Spark's part files), else every visible file
+    files = [f for f in visible if f.endswith((".parquet", ".parq"))] or visible
+    return filesystem, files
+
+
 @dataclass(frozen=True)
 class ParquetSplit:
     """One row group of one Parquet file."""
@@ -51,32 +79,41 @@ class ParquetSplit:
 
 
 class ParquetSource(ExecutorSource):
-    """Parquet files read by the executors, one row group per split."""
+    """Parquet files read by the executors, one row group per split.
+
+    The driver lists the files and reads their footers only (through pyarrow's file
+    systems: local paths, ``s3://``, ``hdfs://``, ``gs://``).
+    """
 
     def __init__(self, path: str, id_column: str, feature_columns: list[str]) -> None:
-        import pyarrow.dataset as ds
+        import pyarrow.parquet as pq
 
         self.path = path
         self.id_column = id_column
         self.feature_columns = feature_columns
-        try:
-            dataset = ds.dataset(path, format="parquet")
-        except (FileNotFoundError, OSError) as exc:
+        self._filesystem, files = _parquet_files(path)
+        self._splits: list[ParquetSplit] = []
+        schema = None
+        for file in files:
+            with self._filesystem.open_input_file(file) as handle:
+                metadata = pq.ParquetFile(handle).metadata
+            if schema is None:
+                schema = metadata.schema.to_arrow_schema()
+            for group in range(metadata.num_row_groups):
+                rows = metadata.row_group(group).num_rows
+                if rows:
+                    self._splits.append(ParquetSplit(file, group, rows))
+        if schema is None:
             raise InvalidValueError(
-                f"No Parquet data at {path!r} ({exc}); check the provider's path option."
-            ) from exc
-        self._filesystem = dataset.filesystem
-        missing = [c for c in [id_column, *feature_columns] if c not in dataset.schema.names]
+                f"No Parquet files at {path!r}; check the provider's path option."
+            )
+        missing = [c for c in [id_column, *feature_columns] if c not in schema.names]
         if missing:
             raise InvalidValueError(
                 f"The Parquet data at {path!r} has no column {missing[0]!r} (columns: "
-                f"{', '.join(dataset.schema.names)}); set --provider-option id=... / features=..."
+                f"{', '.join(schema.names)}); set --provider-option id=... / features=..."
             )
-        self._id_arrow_type = dataset.schema.field(id_column).type
-        self._splits: list[ParquetSplit] = []
-        for fragment in dataset.get_fragments():
-            for group in fragment.row_groups:
-                self._splits.append(ParquetSplit(fragment.path, group.id, group.num_rows))
+        self._id_arrow_type = schema.field(id_column).type
 
     def splits(self) -> list[ParquetSplit]:
         return list(self._splits)

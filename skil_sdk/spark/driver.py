@@ -226,8 +226,8 @@ def run(spec: dict[str, Any], token: str, spark: Any = None) -> dict[str, Any]:
         raise
     reporter.stop()
     finished = time.time()
-    rows_written = int(spark.read.parquet(output).count())
     executors = sorted((stats.value or {}).values(), key=lambda r: (r["host"], r["pid"]))
+    rows_written = _rows_written(output, sum(int(e["rows"]) for e in executors))
     record = {
         "job_id": spec["job_id"],
         "model_id": spec["model"]["id"],
@@ -253,6 +253,22 @@ def run(spec: dict[str, Any], token: str, spark: Any = None) -> dict[str, Any]:
     }
     paths.write_text(json.dumps(record, indent=2) + "\n", "_skil_job.json")
     return {"state": "SUCCEEDED", "rows": rows_written, "executors": executors, "record": record}
+
+
+def _rows_written(output: str, reported: int) -> int:
+    """Rows in the committed output: from the Parquet footers when it is a local path,
+    else what the executors reported for the successful tasks (Spark merges a task's
+    accumulator updates once, when it succeeds)."""
+    if "://" in output and not output.startswith("file://"):
+        return reported
+    import pyarrow.parquet as pq
+
+    root = Path(output[len("file://") :] if output.startswith("file://") else output)
+    return sum(
+        pq.read_metadata(part).num_rows
+        for part in sorted(root.glob("*.parquet"))
+        if not part.name.startswith(("_", "."))
+    )
 
 
 def _ddl(id_type: str, keep: list[tuple[str, str]], columns: list[Any]) -> str:

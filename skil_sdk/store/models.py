@@ -125,6 +125,8 @@ def add_model(path: Path, experiment: str, name: str | None = None) -> ModelReco
     model_id = f"{slugify(display)}-{content[:12]}"
     root = models_root()
     with file_lock("models"):
+        # under the lock nobody else writes here: a work dir left now is a killed writer's
+        remove_stale_work_dirs(root)
         existing = _find_by_content(root, content)
         if existing is not None:
             return existing
