@@ -55,6 +55,16 @@ def node_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         os.environ["SKIL_NODE_CACHE"] = previous
 
 
+@pytest.fixture()
+def bundle_home(built_bundle: Any, node_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The SKIL_HOME where the session's bundle was built (with the ``squares`` plugin
+    published), so a job's bundle is a cache hit and it starts at once."""
+    home = Path(built_bundle.bundle).parents[3]
+    monkeypatch.setenv("SKIL_HOME", str(home))
+    monkeypatch.setenv("SPARK_LOCAL_IP", "127.0.0.1")
+    return home
+
+
 @pytest.fixture(scope="session")
 def spark(built_bundle: Any, node_cache: Path) -> Iterator[Any]:
     """One local[2] SparkSession for the whole test session, executors inside the bundle."""

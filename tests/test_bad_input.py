@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -211,13 +212,14 @@ HTTP_CASES = [
              "exactly one of 'instances' or 'inputs'", b'{"rows": []}'),
     HttpCase("http-empty-instances", "POST", _PREDICT, 400,
              "'instances' must be a non-empty list", b'{"instances": []}'),
-    HttpCase("http-wrong-feature-length", "POST", _PREDICT, 400, "4",
+    HttpCase("http-wrong-feature-length", "POST", _PREDICT, 400, "expects 4 values per row",
              b'{"instances": [[1.0, 2.0, 3.0]]}'),
-    HttpCase("http-wrong-element-type", "POST", _PREDICT, 400, "",
+    HttpCase("http-wrong-element-type", "POST", _PREDICT, 400,
+             "could not be read as float32 rows",
              b'{"instances": [["a", "b", "c", "d"]]}'),
     HttpCase("http-wrong-content-type", "POST", _PREDICT, 415,
              "Predict reads application/json or", b"1,2,3,4", "text/csv"),
-    HttpCase("http-huge-body", "POST", _PREDICT, 413, "",
+    HttpCase("http-huge-body", "POST", _PREDICT, 413, "over the server's limit of 8388608 bytes",
              b'{"instances": [' + b"[0, 0, 0, 0], " * 700_000 + b"[0, 0, 0, 0]]}"),
     HttpCase("http-too-many-rows", "POST", _PREDICT, 413, "over the server's limit of 2048 rows",
              json.dumps({"instances": [[0, 0, 0, 0]] * 2049}).encode()),
@@ -227,13 +229,16 @@ HTTP_CASES = [
              "No model 'nosuch-0123'", b'{"instances": [[0, 0, 0, 0]]}'),
     HttpCase("http-model-file-traversal", "GET", "/models/{model}/files/..%2Fmodel.json", 404,
              "has no file"),
-    HttpCase("http-no-token", "GET", "/models", 401, "", auth=False),
+    HttpCase("http-no-token", "GET", "/models", 401, "This request needs a bearer token",
+             auth=False),
     HttpCase("http-upload-not-onnx", "POST", "/models", 400,
              "is not an ONNX model", b"not a model", "application/octet-stream"),
-    HttpCase("http-plugin-not-a-wheel", "POST", "/plugins", 400, "", b"hello", "text/plain"),
-    HttpCase("http-plugin-zip-slip", "POST", "/plugins", 400, "",
+    HttpCase("http-plugin-not-a-wheel", "POST", "/plugins", 400, "is not a wheel file name",
+             b"hello", "text/plain"),
+    HttpCase("http-plugin-zip-slip", "POST", "/plugins", 400, "has an entry outside the wheel",
              _wheel(extra="../../escape.py"), "application/zip"),
-    HttpCase("http-progress-bad-json", "POST", "/jobs/job-nope/progress", 422, "", b"{nope"),
+    HttpCase("http-progress-bad-json", "POST", "/jobs/job-nope/progress", 422,
+             "JSON decode error", b"{nope"),
 ]
 
 
@@ -287,6 +292,8 @@ def test_http_case(
 def test_every_case_has_a_row() -> None:
     """docs/reliability.md has a row for every case of this module and of the data cases."""
     text = DOCS.read_text()
+    data_cases = (Path(__file__).parent / "spark" / "test_bad_data.py").read_text()
     ids = [c.id for c in CLI_CASES] + [c.id for c in HTTP_CASES]
+    ids += re.findall(r'DataCase\("([^"]+)"', data_cases)
     missing = [i for i in ids if f"`{i}`" not in text]
     assert not missing, f"docs/reliability.md lacks rows for {missing}"

@@ -151,17 +151,16 @@ def test_profiles_cli_list_show_and_errors(skil_home: Path) -> None:
 
 
 @pytest.fixture()
-def bundle_home(built_bundle: Any, node_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    home = Path(built_bundle.bundle).parents[3]
-    monkeypatch.setenv("SKIL_HOME", str(home))
-    monkeypatch.setenv("SPARK_LOCAL_IP", "127.0.0.1")
+def profile_home(bundle_home: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The session bundle's home, with its config.toml removed afterwards."""
     monkeypatch.delenv("SPARK_HOME", raising=False)
-    yield home
-    (home / "config.toml").unlink(missing_ok=True)
+    yield bundle_home
+    (bundle_home / "config.toml").unlink(missing_ok=True)
 
 
 @pytest.mark.slow
-def test_each_job_submits_with_its_profiles_spark(bundle_home: Path, tmp_path: Path) -> None:
+def test_each_job_submits_with_its_profiles_spark(profile_home: Path, tmp_path: Path) -> None:
+    bundle_home = profile_home
     pip_home = pip_spark_home()
     copy_home = copy_spark_home(tmp_path / "spark-copy")
     assert find_spark_home(str(copy_home)) == copy_home

@@ -333,3 +333,79 @@ def test_server_stopped_mid_download_then_restarted(
     downloads = JobStore(home / "jobs.sqlite").downloads(job.id)
     assert any(d["range"] for d in downloads), f"no resumed (Range) request in {downloads}"
     assert len([p for p in node_models.iterdir() if not p.name.startswith(".")]) >= 1
+
+
+def _store_checks(env: dict[str, str]) -> dict[str, str]:
+    completed = subprocess.run(
+        [SKIL, "doctor", "--json"], capture_output=True, text=True, env=env, timeout=300
+    )
+    names = ("skil-home", "models", "plugins", "token")
+    return {
+        c["name"]: c["status"] for c in json.loads(completed.stdout)["checks"] if c["name"] in names
+    }
+
+
+def test_killed_at_job_start(job_env: dict[str, str], tmp_path: Path) -> None:
+    """SIGKILL of ``skil-sdk infer`` as soon as its job is recorded (before spark-submit
+    runs): the record becomes FAILED, the stores stay consistent, the rerun succeeds."""
+    home = Path(job_env["SKIL_HOME"])
+    model_id = _add(models.small_mlp_model(tmp_path, seed=43), job_env)
+    data = write_features_parquet(
+        tmp_path / "d.parquet",
+        np.arange(ROWS, dtype=np.int64),
+        np.ones((ROWS, 4), dtype=np.float32),
+        1000,
+    )
+    jobs_dir = home / "jobs"
+    known = set(jobs_dir.iterdir()) if jobs_dir.exists() else set()
+    out = tmp_path / "out"
+    argv = [
+        SKIL,
+        "infer",
+        "--model",
+        model_id,
+        "--provider",
+        "parquet",
+        "--provider-option",
+        f"path={data}",
+        "--output",
+        str(out),
+        "--master",
+        "local[2]",
+        "--json",
+    ]
+    process = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=job_env
+    )
+    new_job = _wait(
+        lambda: jobs_dir.exists() and (set(jobs_dir.iterdir()) - known),
+        240,
+        "the job's record",
+        0.005,
+    )
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=30)
+    job_id = next(iter(new_job)).name
+
+    def reaped() -> JobRecord | None:
+        record = JobStore(home / "jobs.sqlite").get(job_id)
+        return record if record.is_finished else None
+
+    record = _wait(reaped, 60, "the killed job to be marked finished")
+    assert record.state == "FAILED" and "exited before the job finished" in str(record.error)
+
+    def job_processes() -> list[Path]:
+        cmdlines = Path("/proc").glob("[0-9]*/cmdline")
+        return [p for p in cmdlines if job_id in _cmdline(int(p.parent.name))]
+
+    _wait(lambda: not job_processes(), 60, "the job's processes to exit")
+    assert not (out / "_SUCCESS").exists()
+    assert set(_store_checks(job_env).values()) == {"ok"}
+
+    rerun = subprocess.run(
+        [*argv, "--overwrite"], capture_output=True, text=True, env=job_env, timeout=300
+    )
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    _assert_every_id_once(out)
+    meta = json.loads((out / "_skil_job.json").read_text())
+    assert meta["job_id"] == json.loads(rerun.stdout)["job_id"] != job_id

@@ -19,13 +19,6 @@ pytestmark = pytest.mark.slow
 SKIL = str(Path(sys.executable).with_name("skil-sdk"))
 
 
-@pytest.fixture()
-def bundle_home(built_bundle: Any, node_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = Path(built_bundle.bundle).parents[3]
-    monkeypatch.setenv("SKIL_HOME", str(home))
-    monkeypatch.setenv("SPARK_LOCAL_IP", "127.0.0.1")
-    return home
-
 
 def skil_json(*args: str) -> Any:
     completed = subprocess.run(

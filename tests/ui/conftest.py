@@ -61,11 +61,3 @@ def ui_server() -> Iterator[EmbeddedServer]:
     with EmbeddedServer() as server:
         yield server
 
-
-@pytest.fixture()
-def bundle_home(built_bundle: Any, node_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The SKIL_HOME holding the session's bundle, so detached jobs start at once."""
-    home = Path(built_bundle.bundle).parents[3]
-    monkeypatch.setenv("SKIL_HOME", str(home))
-    monkeypatch.setenv("SPARK_LOCAL_IP", "127.0.0.1")
-    return home
