@@ -87,7 +87,7 @@ CLI_CASES = [
     CliCase("cli-plugin-not-a-project", "CLI", (*_INFER, "--plugin", "{tmp}"), 1,
             "is not a provider project (no pyproject.toml)"),
     CliCase("cli-conf-not-key-value", "CLI", (*_INFER, "--conf", "spark.x"), 1,
-            "--conf 'spark.x' is not key=value"),
+            "--conf 'spark.x' is not key=value; write e.g. --conf spark.executor.cores=2"),
     CliCase("cli-models-show-traversal", "CLI", ("models", "show", "../../etc/passwd"), 1,
             "is not a model id"),
     CliCase("cli-jobs-show-unknown", "CLI", ("jobs", "show", "job-nope"), 1,

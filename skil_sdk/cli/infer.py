@@ -25,14 +25,22 @@ _OWN_OPTIONS = {
 }
 
 
+_PAIR_EXAMPLES = {
+    "--provider-option": "path=data/",
+    "--conf": "spark.executor.cores=2",
+    "--postprocess-option": "k=3",
+}
+
+
 def parse_pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
     """``key=value`` strings as a dict; a value without ``=`` is an error naming ``what``."""
     result: dict[str, str] = {}
     for value in values:
         key, sep, rest = value.partition("=")
         if not sep or not key:
+            example = _PAIR_EXAMPLES.get(what, "key=value")
             raise InvalidValueError(
-                f"{what} {value!r} is not key=value; write e.g. {what} path=data/."
+                f"{what} {value!r} is not key=value; write e.g. {what} {example}."
             )
         result[key.strip()] = rest
     return result

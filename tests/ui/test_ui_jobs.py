@@ -73,8 +73,13 @@ def jobs(
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SKIL_HOME", str(Path(built_bundle.bundle).parents[3]))
         patch.setenv("SPARK_LOCAL_IP", "127.0.0.1")
-        ok_model = add_model(models.mlp_model(work, (1, 3, 2)), "ui-tests", name="squares-mlp")
-        bad_model = add_model(models.small_mlp_model(work), "ui-tests", name="four-features")
+        # seed 11: bytes no other test adds, so this model is filed under "ui-tests"
+        ok_model = add_model(
+            models.mlp_model(work, (1, 3, 2), seed=11), "ui-tests", name="squares-mlp"
+        )
+        bad_model = add_model(
+            models.small_mlp_model(work, seed=11), "ui-tests", name="four-features"
+        )
         ok = start_job(
             ok_model.id, work / "out", ROWS, "--conf", f"spark.default.parallelism={TASKS}"
         )
