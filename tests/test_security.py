@@ -18,7 +18,6 @@ import sys
 import threading
 import zipfile
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -121,13 +120,12 @@ class _ArgvWatcher:
 
 @pytest.mark.slow
 def test_a_job_keeps_tokens_and_secret_options_out_of_argv_logs_and_records(
-    built_bundle: Any, node_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    bundle_home: Path, tmp_path: Path
 ) -> None:
     """A real ``skil-sdk infer`` with secret provider options, watched from /proc."""
-    home = Path(built_bundle.bundle).parents[3]
-    monkeypatch.setenv("SKIL_HOME", str(home))
-    monkeypatch.setenv("SPARK_LOCAL_IP", "127.0.0.1")
     import _model_fixtures as models
+
+    home = bundle_home
 
     added = subprocess.run(
         [

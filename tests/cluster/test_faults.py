@@ -174,11 +174,8 @@ def _assert_every_id_once(out: Path) -> None:
 
 
 @pytest.fixture
-def job_env(built_bundle: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+def job_env(bundle_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """The bundle's home, a node cache of its own, loopback only."""
-    home = Path(built_bundle.bundle).parents[3]
-    monkeypatch.setenv("SKIL_HOME", str(home))
-    monkeypatch.setenv("SPARK_LOCAL_IP", "127.0.0.1")
     monkeypatch.setenv("SKIL_NODE_CACHE", str(tmp_path / "node"))
     return dict(os.environ)
 
