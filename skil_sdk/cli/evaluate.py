@@ -7,7 +7,14 @@ from typing import Any
 
 import click
 
-from skil_sdk.cli.infer import _Progress, build_spark_args, parse_pairs, spark_options
+from skil_sdk.cli.infer import (
+    _Progress,
+    build_spark_args,
+    job_submit_options,
+    job_target_options,
+    parse_pairs,
+    spark_options,
+)
 from skil_sdk.cli.output import emit, info, json_option
 from skil_sdk.evaluation.metrics import EVAL_TYPES
 
@@ -21,15 +28,7 @@ def _spark_options_but_eval_type(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @click.command()
-@click.option("--model", "model_id", required=True, help="Model id (see `skil-sdk models list`).")
-@click.option("--provider", required=True, help="Provider name, or package.module:Class.")
-@click.option(
-    "--provider-option",
-    "provider_option",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="An option for the provider (repeatable).",
-)
+@job_target_options
 @click.option(
     "--eval-type",
     "eval_type",
@@ -54,30 +53,7 @@ def _spark_options_but_eval_type(fn: Callable[..., Any]) -> Callable[..., Any]:
 )
 @click.option("--output", default=None, help="Also write the metrics as JSON to this path.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --output file.")
-@click.option(
-    "--batch-size", type=int, default=None, help="Rows per onnxruntime call (default 1024)."
-)
-@click.option(
-    "--conf", "conf", multiple=True, metavar="KEY=VALUE", help="A Spark conf (repeatable)."
-)
-@click.option("--advertise-host", default=None, help="Address executors use to reach the server.")
-@click.option(
-    "--plugin",
-    "plugins",
-    multiple=True,
-    type=click.Path(file_okay=False),
-    help="An unpublished provider project to add to this job's bundle (repeatable).",
-)
-@click.option(
-    "--execution-provider",
-    type=click.Choice(["cpu", "cuda"]),
-    default="cpu",
-    help="onnxruntime execution provider on the executors.",
-)
-@click.option("--spark-home", default=None, help="Spark installation to submit with.")
-@click.option(
-    "--profile", default=None, help="A profile of SKIL_HOME/config.toml (default: its default)."
-)
+@job_submit_options
 @_spark_options_but_eval_type
 @json_option
 def evaluate(**values: Any) -> None:

@@ -93,6 +93,74 @@ def build_spark_args(values: dict[str, Any], conf: dict[str, str]) -> Any:
     return SparkArgs.from_dict(given)
 
 
+def job_target_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--model``, ``--provider`` and ``--provider-option``: what a job runs over what."""
+    for option in reversed(
+        [
+            click.option(
+                "--model", "model_id", required=True, help="Model id (see `skil-sdk models list`)."
+            ),
+            click.option(
+                "--provider", required=True, help="Provider name, or package.module:Class."
+            ),
+            click.option(
+                "--provider-option",
+                "provider_option",
+                multiple=True,
+                metavar="KEY=VALUE",
+                help="An option for the provider (repeatable).",
+            ),
+        ]
+    ):
+        fn = option(fn)
+    return fn
+
+
+def job_submit_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """How a job is run: batch size, confs, server address, plugins, device, Spark, profile."""
+    for option in reversed(
+        [
+            click.option(
+                "--batch-size",
+                type=int,
+                default=None,
+                help="Rows per onnxruntime call (default 1024).",
+            ),
+            click.option(
+                "--conf",
+                "conf",
+                multiple=True,
+                metavar="KEY=VALUE",
+                help="A Spark conf (repeatable).",
+            ),
+            click.option(
+                "--advertise-host", default=None, help="Address executors use to reach the server."
+            ),
+            click.option(
+                "--plugin",
+                "plugins",
+                multiple=True,
+                type=click.Path(file_okay=False),
+                help="An unpublished provider project to add to this job's bundle (repeatable).",
+            ),
+            click.option(
+                "--execution-provider",
+                type=click.Choice(["cpu", "cuda"]),
+                default="cpu",
+                help="onnxruntime execution provider on the executors.",
+            ),
+            click.option("--spark-home", default=None, help="Spark installation to submit with."),
+            click.option(
+                "--profile",
+                default=None,
+                help="A profile of SKIL_HOME/config.toml (default: its default).",
+            ),
+        ]
+    ):
+        fn = option(fn)
+    return fn
+
+
 class _Progress:
     """A one-line progress display on stderr: tasks, rows, rows/s."""
 
@@ -129,32 +197,10 @@ class _Progress:
 
 
 @click.command()
-@click.option("--model", "model_id", required=True, help="Model id (see `skil-sdk models list`).")
-@click.option("--provider", required=True, help="Provider name, or package.module:Class.")
-@click.option(
-    "--provider-option",
-    "provider_option",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="An option for the provider (repeatable).",
-)
+@job_target_options
 @click.option("--output", required=True, help="Output path (local, hdfs://, s3a://...).")
-@click.option(
-    "--batch-size", type=int, default=None, help="Rows per onnxruntime call (default 1024)."
-)
-@click.option(
-    "--conf", "conf", multiple=True, metavar="KEY=VALUE", help="A Spark conf (repeatable)."
-)
-@click.option("--advertise-host", default=None, help="Address executors use to reach the server.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output path.")
 @click.option("--detach", is_flag=True, help="Start the job and return its id at once.")
-@click.option(
-    "--plugin",
-    "plugins",
-    multiple=True,
-    type=click.Path(file_okay=False),
-    help="An unpublished provider project to add to this job's bundle (repeatable).",
-)
 @click.option(
     "--keep-column", "keep_columns", multiple=True, help="Copy a provider column into the output."
 )
@@ -168,16 +214,7 @@ class _Progress:
     metavar="KEY=VALUE",
     help="An option for the post-processor (e.g. k=3 for topk).",
 )
-@click.option(
-    "--execution-provider",
-    type=click.Choice(["cpu", "cuda"]),
-    default="cpu",
-    help="onnxruntime execution provider on the executors.",
-)
-@click.option("--spark-home", default=None, help="Spark installation to submit with.")
-@click.option(
-    "--profile", default=None, help="A profile of SKIL_HOME/config.toml (default: its default)."
-)
+@job_submit_options
 @spark_options
 @json_option
 def infer(**values: Any) -> None:
