@@ -168,6 +168,7 @@ class _Progress:
         self.enabled = enabled
         self.tty = is_tty_stderr()
         self.last = ""
+        self.latest = ""
         self.last_print = 0.0
 
     def __call__(self, record: Any) -> None:
@@ -184,6 +185,7 @@ class _Progress:
             filled = int(width * record.tasks_done / record.tasks_total)
             line = f"[{'#' * filled}{'.' * (width - filled)}] " + line
         now = time.monotonic()
+        self.latest = line
         if self.tty:
             click.echo("\r" + line.ljust(len(self.last)), err=True, nl=False)
             self.last = line
@@ -192,8 +194,13 @@ class _Progress:
             self.last, self.last_print = line, now
 
     def close(self) -> None:
-        if self.enabled and self.tty and self.last:
+        """End the display; off a terminal, the final state is always printed."""
+        if not self.enabled:
+            return
+        if self.tty and self.last:
             click.echo("", err=True)
+        elif not self.tty and self.latest and self.latest != self.last:
+            info(self.latest)
 
 
 @click.command()

@@ -297,6 +297,9 @@ def dispatch(spec: dict[str, Any], token: str, spark: Any = None) -> dict[str, A
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the driver program: ``driver.py SPEC_JSON``."""
     args = sys.argv[1:] if argv is None else argv
+    from skil_sdk.spark.bytecode import precompile_in_background
+
+    precompile_in_background()  # later processes on this node start faster
     spec = json.loads(Path(args[0]).read_text())
     token = os.environ.pop("SKIL_JOB_TOKEN", "")
     try:

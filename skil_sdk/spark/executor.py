@@ -96,7 +96,9 @@ def model_runner(config: ExecutorConfig) -> Any:
 def _hold_and_bound(cache: Path, model_path: Path) -> None:
     """Hold what this worker uses in the node cache, then bound the cache's size."""
     from skil_sdk.spark import nodecache
+    from skil_sdk.spark.bytecode import precompile_in_background
 
+    precompile_in_background()  # once per node: later workers import from .pyc files
     entry = model_path.parent
     while entry.parent != cache / "models" and entry.parent != entry:
         entry = entry.parent
