@@ -6,6 +6,7 @@ splits (Parquet row groups, ranges of ``.npy`` rows); the executors read them.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,13 +42,37 @@ def _split_columns(raw: str) -> list[str]:
     return [c.strip() for c in raw.split(",") if c.strip()]
 
 
-def _parquet_files(path: str) -> tuple[Any, list[str]]:
+def _s3_filesystem(path: str, endpoint: str, anonymous: bool) -> tuple[Any, str]:
+    """An S3 file system for an S3-compatible endpoint (MinIO, Ceph, a local test server)."""
+    import pyarrow.fs as pafs
+
+    scheme, _, address = endpoint.rpartition("://")
+    filesystem = pafs.S3FileSystem(
+        endpoint_override=address or endpoint,
+        scheme=scheme or "https",
+        anonymous=anonymous,
+        region=os.environ.get("AWS_REGION", "us-east-1"),
+    )
+    return filesystem, path.split("://", 1)[1].split("?", 1)[0].rstrip("/")
+
+
+def _parquet_files(
+    path: str, s3_endpoint: str | None = None, anonymous: bool = False
+) -> tuple[Any, list[str]]:
     """The file system of ``path`` and the Parquet files it names (a file or a tree)."""
     import pyarrow.fs as pafs
 
     try:
-        if "://" in path:
-            filesystem, root = pafs.FileSystem.from_uri(path)
+        if s3_endpoint or (anonymous and path.startswith(("s3://", "s3a://"))):
+            if not path.startswith(("s3://", "s3a://")):
+                raise InvalidValueError(
+                    f"s3_endpoint and anonymous apply to s3:// paths, not {path!r}."
+                )
+            filesystem, root = _s3_filesystem(path, s3_endpoint or "", anonymous)
+        elif "://" in path:
+            filesystem, root = pafs.FileSystem.from_uri(
+                "s3://" + path[len("s3a://") :] if path.startswith("s3a://") else path
+            )
         else:
             filesystem, root = pafs.LocalFileSystem(), str(Path(path).expanduser().resolve())
         info = filesystem.get_file_info(root)
@@ -85,13 +110,20 @@ class ParquetSource(ExecutorSource):
     systems: local paths, ``s3://``, ``hdfs://``, ``gs://``).
     """
 
-    def __init__(self, path: str, id_column: str, feature_columns: list[str]) -> None:
+    def __init__(
+        self,
+        path: str,
+        id_column: str,
+        feature_columns: list[str],
+        s3_endpoint: str | None = None,
+        anonymous: bool = False,
+    ) -> None:
         import pyarrow.parquet as pq
 
         self.path = path
         self.id_column = id_column
         self.feature_columns = feature_columns
-        self._filesystem, files = _parquet_files(path)
+        self._filesystem, files = _parquet_files(path, s3_endpoint, anonymous)
         self._splits: list[ParquetSplit] = []
         schema = None
         for file in files:
@@ -160,13 +192,24 @@ class ParquetProvider(KeyedDataSetProvider):
             "the feature column(s), comma-separated (one per model input)",
             default="features",
         ),
+        ProviderOption(
+            "s3_endpoint", "an S3-compatible endpoint for s3:// paths, e.g. http://minio:9000"
+        ),
+        ProviderOption("anonymous", "true: read s3:// without credentials", default="false"),
     )
 
     def data(self, spark: Any, **options: str) -> ParquetSource:
         _check_known(options, self.OPTIONS, self.PLUGIN_NAME)
         path = _require(options, "path", self.PLUGIN_NAME)
+        anonymous = options.get("anonymous", "false").lower()
+        if anonymous not in ("true", "false"):
+            raise InvalidValueError(f"anonymous must be true or false, not {anonymous!r}.")
         return ParquetSource(
-            path, options.get("id", "id"), _split_columns(options.get("features", "features"))
+            path,
+            options.get("id", "id"),
+            _split_columns(options.get("features", "features")),
+            s3_endpoint=options.get("s3_endpoint"),
+            anonymous=anonymous == "true",
         )
 
 

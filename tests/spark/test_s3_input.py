@@ -1,0 +1,102 @@
+"""The executor-read path over s3://, against a local S3-compatible server (moto's server
+mode, started by the test on 127.0.0.1: the real S3 cannot be reached from here)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import _model_fixtures as models
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from _spark_helpers import read_output, run_onnxruntime
+
+from skil_sdk import SkilContext, SparkArgs
+from skil_sdk.spark.submit import InferenceRequest, submit
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.2)
+        else:
+            raise AssertionError("the local S3 server did not start")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_parquet_over_s3_matches_onnxruntime(spark: Any, tmp_path: Path, s3_endpoint: str) -> None:
+    import io
+
+    import boto3
+    from botocore.config import Config
+
+    # the test's own upload goes through boto3 (a public-read bucket, so executors read it
+    # anonymously); the job reads with pyarrow's S3 file system
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint,
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        region_name="us-east-1",
+        config=Config(request_checksum_calculation="when_required"),
+    )
+    client.create_bucket(Bucket="skil-data", ACL="public-read")
+    features = np.random.default_rng(31).standard_normal((90, 4)).astype(np.float32)
+    for part, rows in enumerate((slice(0, 50), slice(50, 90))):
+        ids = np.arange(90, dtype=np.int64)[rows]
+        column = pa.array(features[rows].tolist(), pa.list_(pa.float32()))
+        buffer = io.BytesIO()
+        pq.write_table(pa.table({"id": ids, "features": column}), buffer, row_group_size=20)
+        client.put_object(
+            Bucket="skil-data",
+            Key=f"rows/part-{part}.parquet",
+            Body=buffer.getvalue(),
+            ACL="public-read",
+        )
+
+    model = models.small_mlp_model(tmp_path)
+    model_id = SkilContext().add_model_to_experiment(model, "s3")
+    request = InferenceRequest(
+        model_id,
+        "parquet",
+        str(tmp_path / "out"),
+        SparkArgs(master="local[2]"),
+        provider_options={
+            "path": "s3://skil-data/rows",
+            "s3_endpoint": s3_endpoint,
+            "anonymous": "true",
+        },
+    )
+    result = submit(request, spark=spark)
+    assert result.rows == 90
+    table = read_output(tmp_path / "out")
+    assert table.column("id").to_pylist() == list(range(90))
+    expected = run_onnxruntime(model, {"input": features})["output"]
+    np.testing.assert_allclose(
+        np.array(table.column("output").to_pylist()), expected, rtol=1e-5, atol=1e-6
+    )
