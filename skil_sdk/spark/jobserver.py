@@ -11,6 +11,9 @@ from skil_sdk.spark.request import LogCallback
 
 @contextlib.contextmanager
 def job_server(advertise_host: str, on_log: LogCallback, job_id: str = "") -> Iterator[str]:
+    """The base URL executors use for this job: ``SKIL_SERVER_URL``, or a built-in server
+    started here (on loopback for local masters, on all interfaces otherwise) until the
+    ``with`` block ends."""
     external = os.environ.get("SKIL_SERVER_URL")
     if external:
         yield external.rstrip("/")

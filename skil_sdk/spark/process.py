@@ -22,6 +22,8 @@ _LOG_TAIL_LINES = 30
 
 
 def submit_argv(request: InferenceRequest, bundle: Any, driver: Path, spec_path: Path) -> list[str]:
+    """The spark-submit command line: SparkArgs' flags, the bundle as the driver's and the
+    executors' Python (shipped with ``--files`` on cluster masters), the driver program."""
     args = request.spark_args
     bundle_path = str(Path(bundle.bundle).resolve())
     local = args.master_kind == "local"
@@ -52,6 +54,7 @@ def submit_argv(request: InferenceRequest, bundle: Any, driver: Path, spec_path:
 
 
 def submit_env(request: InferenceRequest, bundle: Any, token: str) -> dict[str, str]:
+    """spark-submit's environment: the job token (never argv), the node cache, SPARK_HOME."""
     env = dict(os.environ)
     node_cache = node_cache_dir()
     env["SKIL_JOB_TOKEN"] = token
@@ -90,6 +93,10 @@ def run_spark_submit(
     store: JobStore,
     on_progress: ProgressCallback | None,
 ) -> int:
+    """Run spark-submit (its output into ``log_path``) until it exits; return its exit code.
+
+    Progress is read from the jobs store every half second; SIGTERM or Ctrl-C stop the
+    child and raise ``KeyboardInterrupt``."""
     with log_path.open("ab") as log_file:
         process = subprocess.Popen(
             argv,
@@ -138,6 +145,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def log_tail(log_path: Path) -> str:
+    """The last lines of a job log (empty when it cannot be read)."""
     try:
         lines = log_path.read_text(errors="replace").splitlines()
     except OSError:

@@ -136,6 +136,7 @@ def check_request(request: InferenceRequest) -> None:
 
 
 def advertise_host(request: InferenceRequest) -> str:
+    """The address executors use to reach the server; it must resolve here."""
     host = request.advertise_host or os.environ.get("SKIL_ADVERTISE_HOST")
     if not host:
         master = request.spark_args.master
@@ -154,6 +155,7 @@ def advertise_host(request: InferenceRequest) -> str:
 
 
 def job_details(request: InferenceRequest, bundle_hash: str) -> dict[str, Any]:
+    """What the job record keeps about a request (secret-looking option values redacted)."""
     from skil_sdk.spark.driver import redact_options
 
     return {
@@ -187,6 +189,7 @@ def job_spec(
     server_url: str,
     result_path: Path,
 ) -> dict[str, Any]:
+    """The driver program's input (JSON): everything but the token."""
 
     return {
         "job_id": job_id,
@@ -214,6 +217,7 @@ def job_spec(
 
 
 def bundle_hash_of(python: str) -> str | None:
+    """The short hash in a bundle file name (``skil-bundle-HASH.pex``), or None."""
     name = Path(python).name
     if name.startswith("skil-bundle-") and name.endswith(".pex"):
         return name[len("skil-bundle-") : -len(".pex")]
@@ -221,6 +225,7 @@ def bundle_hash_of(python: str) -> str | None:
 
 
 def node_cache_dir() -> str:
+    """This machine's node cache (``SKIL_NODE_CACHE`` or the per-user default)."""
     from skil_sdk.spark.executor import default_node_cache
 
     return str(default_node_cache())
