@@ -22,6 +22,7 @@ See :mod:`skil_sdk.evaluation.histogram` for how AUC is computed and bounded.
 
 from __future__ import annotations
 
+import abc
 import pickle
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -127,20 +128,20 @@ def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     return out
 
 
-class MetricState:
+class MetricState(abc.ABC):
     """Base class of the mergeable states."""
 
+    @abc.abstractmethod
     def update(self, scores: Any, labels: Any) -> None:
         """Add one batch: the model output's rows and their labels."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def merge(self, other: Any) -> Any:
         """Add ``other``'s counts to this state; return self."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def result(self) -> dict[str, Any]:
         """The metrics, JSON-ready."""
-        raise NotImplementedError
 
     def to_bytes(self) -> bytes:
         """The serialized state (what a partition sends to the driver)."""

@@ -89,7 +89,12 @@ class ExecutorSource(abc.ABC):
 
     def labels(self, split: Any, batch_size: int) -> Iterator[tuple[Any, np.ndarray]]:
         """Yield ``(ids, labels)`` batches, for evaluation jobs; optional."""
-        raise NotImplementedError(f"{type(self).__name__} provides no labels")
+        from skil_sdk.errors import InvalidValueError
+
+        raise InvalidValueError(
+            f"{type(self).__name__} provides no labels; implement its labels() method, or "
+            "have the provider return a DataFrame with a label column."
+        )
 
 
 class KeyedDataSetProvider(abc.ABC):

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from skil_sdk.spark.schema import ColumnSpec
+from skil_sdk.spark.schema import ColumnSpec, spark_column_name
 
 _RUNNERS: dict[str, Any] = {}
 
@@ -153,7 +153,7 @@ def infer_batches(
         outputs = runner.run(features)
         if postprocess is not None:
             outputs = postprocess(outputs, **options)
-        by_column = {_column_key(name): value for name, value in outputs.items()}
+        by_column = {spark_column_name(name): value for name, value in outputs.items()}
         arrays = [ids if isinstance(ids, pa.Array) else pa.array(ids, type=id_arrow_type)]
         arrays += list(kept)
         arrays += [spec.to_arrow(by_column[spec.name], rows) for spec in config.columns]
@@ -161,12 +161,6 @@ def infer_batches(
         yield pa.RecordBatch.from_arrays(arrays, schema=schema)
     if stats is not None:
         stats.add({_process_key(): _process_record(config, rows_done)})
-
-
-def _column_key(name: str) -> str:
-    from skil_sdk.spark.schema import spark_column_name
-
-    return spark_column_name(name)
 
 
 def _process_key() -> str:

@@ -19,7 +19,6 @@ pytestmark = pytest.mark.slow
 SKIL = str(Path(sys.executable).with_name("skil-sdk"))
 
 
-
 def skil_json(*args: str) -> Any:
     completed = subprocess.run(
         [SKIL, *args, "--json"], capture_output=True, text=True, env=dict(os.environ), timeout=600
@@ -52,12 +51,15 @@ def wait_until(predicate: Any, timeout: float, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_detached_job_then_wait(bundle_home: Path, tmp_path: Path) -> None:
-    model_id = skil_json(
-        "models", "add", str(models.mlp_model(tmp_path, (1, 3, 2))), "--experiment", "jobs"
-    )["id"]
-    started = time.time()
-    result = skil_json(
+def add_small_model(tmp_path: Path) -> str:
+    """A tiny model (1 input feature, the squares provider's) added through the CLI."""
+    path = models.mlp_model(tmp_path, (1, 3, 2))
+    return str(skil_json("models", "add", str(path), "--experiment", "jobs")["id"])
+
+
+def start_detached(model_id: str, out: Path) -> Any:
+    """`skil-sdk infer --detach` over 30 rows of the squares provider; its JSON result."""
+    return skil_json(
         "infer",
         "--model",
         model_id,
@@ -66,11 +68,17 @@ def test_detached_job_then_wait(bundle_home: Path, tmp_path: Path) -> None:
         "--provider-option",
         "n=30",
         "--output",
-        str(tmp_path / "out"),
+        str(out),
         "--master",
         "local[2]",
         "--detach",
     )
+
+
+def test_detached_job_then_wait(bundle_home: Path, tmp_path: Path) -> None:
+    model_id = add_small_model(tmp_path)
+    started = time.time()
+    result = start_detached(model_id, tmp_path / "out")
     assert result["state"] in ("SUBMITTED", "RUNNING")
     assert time.time() - started < 60, "a detached job returns before the job ends"
     done = skil_json("jobs", "wait", result["job_id"], "--timeout", "300")
@@ -81,9 +89,7 @@ def test_detached_job_then_wait(bundle_home: Path, tmp_path: Path) -> None:
 
 
 def test_killed_infer_takes_its_job_down(bundle_home: Path, tmp_path: Path) -> None:
-    model_id = skil_json(
-        "models", "add", str(models.mlp_model(tmp_path, (1, 3, 2))), "--experiment", "jobs"
-    )["id"]
+    model_id = add_small_model(tmp_path)
     process = subprocess.Popen(
         [
             SKIL,
@@ -138,23 +144,8 @@ def test_killed_infer_takes_its_job_down(bundle_home: Path, tmp_path: Path) -> N
 
 
 def test_jobs_kill_stops_a_detached_job(bundle_home: Path, tmp_path: Path) -> None:
-    model_id = skil_json(
-        "models", "add", str(models.mlp_model(tmp_path, (1, 3, 2))), "--experiment", "jobs"
-    )["id"]
-    result = skil_json(
-        "infer",
-        "--model",
-        model_id,
-        "--provider",
-        "squares",
-        "--provider-option",
-        "n=30",
-        "--output",
-        str(tmp_path / "out"),
-        "--master",
-        "local[2]",
-        "--detach",
-    )
+    model_id = add_small_model(tmp_path)
+    result = start_detached(model_id, tmp_path / "out")
     job_id = result["job_id"]
     wait_until(lambda: bool(job_processes(job_id)), 120, "the detached job to start")
     killed = skil_json("jobs", "kill", job_id)
