@@ -4,6 +4,9 @@ The bundle's hash is computed from every input and nothing else: the SDK wheel's
 sha256, each plugin wheel's sha256, the locked third-party pins with their sha256, the
 pex and pip versions, the target platform and the builder's schema version. A bundle
 with that hash in the cache is returned without any other work.
+
+A GPU bundle (``gpu=True``, for ``--execution-provider cuda``) carries onnxruntime-gpu
+instead of onnxruntime; it is another bundle with another hash.
 """
 
 from __future__ import annotations
@@ -79,7 +82,13 @@ class BuildResult:
             "sha256": self.manifest.get("sha256"),
             "python": self.manifest.get("python"),
             "target": self.manifest.get("target"),
+            "gpu": self.gpu,
         }
+
+    @property
+    def gpu(self) -> bool:
+        """Whether the bundle carries onnxruntime-gpu instead of onnxruntime."""
+        return bool(self.manifest.get("gpu", False))
 
 
 @dataclass(frozen=True)
@@ -99,27 +108,36 @@ def ensure_bundle(
     complete_platform: Path | None = None,
     progress: Progress | None = None,
     verify: bool = False,
+    gpu: bool = False,
 ) -> BuildResult:
     """The bundle of the published plugins plus ``extra_projects``: cached, or built now.
 
     With ``verify`` a cached bundle whose bytes no longer match its manifest is removed
-    and built again.
+    and built again. With ``gpu`` the bundle carries onnxruntime-gpu instead of
+    onnxruntime (a plugin's requirement on onnxruntime becomes one on onnxruntime-gpu).
     """
-    from skil_sdk.builder.lock import RUNTIME_REQUIREMENTS, lock_requirements
+    from skil_sdk.builder.lock import CPU_RUNTIME, lock_requirements, runtime_requirements
     from skil_sdk.builder.targets import resolve_target
 
     start = time.perf_counter()
     target = resolve_target(platform, complete_platform)
     sdk = sdk_wheel(progress)
     plugins = _plugins(extra_projects, find_links, no_index, progress)
-    requirements = list(RUNTIME_REQUIREMENTS)
+    requirements = list(runtime_requirements(gpu))
     for plugin in plugins:
-        requirements += plugin.requires
+        requirements += plugin.requires  # with gpu, the lock maps onnxruntime at any depth
     lock = lock_requirements(
-        requirements, target, find_links=find_links, no_index=no_index, progress=progress
+        requirements,
+        target,
+        find_links=find_links,
+        no_index=no_index,
+        gpu=gpu,
+        progress=progress,
     )
     excludes = _excludes(sdk, plugins, {p.name for p in lock.pins})
-    inputs = {
+    if gpu:  # the gpu build ships the same import package: never both in one bundle
+        excludes = sorted({*excludes, CPU_RUNTIME})
+    inputs: dict[str, Any] = {
         "schema": BUILDER_SCHEMA_VERSION,
         "sdk": [sdk.info.key, sdk.info.version, sdk.sha256],
         "plugins": sorted([p.ref.name, p.ref.version, p.ref.sha256] for p in plugins),
@@ -130,6 +148,8 @@ def ensure_bundle(
         "target": target.ident,
         "python": target.python_version,
     }
+    if gpu:
+        inputs["onnxruntime"] = "gpu"
     digest = inputs_hash(inputs)
     entry = cache.bundles_dir() / digest
     manifest = cache.read_manifest(entry)
@@ -168,6 +188,7 @@ def ensure_bundle(
                 lock_key=lock.key,
                 wheel_entries=[sdk.path.parent.name]
                 + [p.wheel_entry for p in plugins if p.wheel_entry],
+                gpu=gpu,
             )
             built = True
     manifest = cache.read_manifest(entry)
@@ -187,12 +208,14 @@ def build(
     platform: str | None = None,
     complete_platform: Path | None = None,
     progress: Progress | None = None,
+    gpu: bool = False,
 ) -> BuildResult:
     """Build (or find in the cache) the bundle, as ``skil-sdk build`` does.
 
     ``projects`` are provider project directories built into the bundle beside the
     published plugins. ``None`` means the current directory when it is a project (other
-    than skil-sdk itself), else only the published plugins.
+    than skil-sdk itself), else only the published plugins. With ``gpu`` the bundle
+    carries onnxruntime-gpu instead of onnxruntime (for ``--execution-provider cuda``).
     """
     if projects is None:
         projects = _current_project()
@@ -203,6 +226,7 @@ def build(
         platform=platform,
         complete_platform=complete_platform,
         progress=progress,
+        gpu=gpu,
     )
 
 

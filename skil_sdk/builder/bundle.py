@@ -3,9 +3,15 @@
 pex runs with ``--pre-resolved-dists`` (no resolve, no download), with
 ``--no-pre-install-wheels`` and ``--no-compress`` (the wheels, already compressed, are
 stored as they are, so a 100 MB bundle is written in about a second), with
-``--inherit-path=fallback`` (Spark puts its own zips on ``PYTHONPATH``) and with no
-entry point. pex's defaults keep the file reproducible: fixed zip timestamps and no
-``.pyc`` files.
+``--inherit-path=fallback`` and with no entry point. pex's defaults keep the file
+reproducible: fixed zip timestamps and no ``.pyc`` files.
+
+The bundle runs as a pex venv (``--venv``): its first run on a node unpacks the wheels
+into ``PEX_ROOT`` and makes a virtualenv of links to them; ``--sh-boot`` puts a small
+``/bin/sh`` script in front of the zip that starts that venv's Python directly on every
+later run, so a process starts in tens of milliseconds instead of the second or more a
+zipapp spends opening itself. ``--non-hermetic-venv-scripts`` keeps ``PYTHONPATH``
+working (Spark gives its Python workers ``pyspark.zip`` and ``py4j`` that way).
 """
 
 from __future__ import annotations
@@ -48,6 +54,9 @@ def assemble(
     cmd += [
         "--no-pre-install-wheels",
         "--inherit-path=fallback",
+        "--venv",
+        "--non-hermetic-venv-scripts",
+        "--sh-boot",
         "--python-shebang",
         shebang(target),
         "--no-compile",

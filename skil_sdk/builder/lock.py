@@ -50,6 +50,34 @@ RUNTIME_REQUIREMENTS = (
 )
 #: Never inside a bundle: Spark ships pyspark/py4j itself; skil-sdk is its own wheel.
 NEVER_BUNDLED = frozenset({"pyspark", "py4j", "skil-sdk"})
+#: The CPU build of onnxruntime and the CUDA build a GPU bundle carries instead. Both
+#: ship the same ``onnxruntime`` import package, so a bundle holds exactly one of them.
+CPU_RUNTIME = "onnxruntime"
+GPU_RUNTIME = "onnxruntime-gpu"
+
+
+def runtime_requirements(gpu: bool = False) -> tuple[str, ...]:
+    """What the skil_sdk runtime needs; with ``gpu``, onnxruntime-gpu instead of onnxruntime."""
+    if not gpu:
+        return RUNTIME_REQUIREMENTS
+    return tuple(gpu_requirement(r) for r in RUNTIME_REQUIREMENTS)
+
+
+def gpu_requirement(requirement: str) -> str:
+    """``requirement`` with onnxruntime replaced by onnxruntime-gpu (same specifier and marker).
+
+    >>> gpu_requirement("onnxruntime>=1.17")
+    'onnxruntime-gpu>=1.17'
+    >>> gpu_requirement("numpy>=2")
+    'numpy>=2'
+    """
+    from packaging.requirements import Requirement
+
+    req = Requirement(requirement)
+    if canonical_name(req.name) != CPU_RUNTIME:
+        return requirement
+    req.name = GPU_RUNTIME
+    return str(req)
 
 
 @dataclass(frozen=True)
@@ -91,10 +119,15 @@ def lock_requirements(
     *,
     find_links: Sequence[Path] = (),
     no_index: bool = False,
+    gpu: bool = False,
     progress: Progress | None = None,
 ) -> Lock:
-    """Pin ``requirements`` and their dependencies to wheels for ``target``."""
-    pinned, unresolved = _cached_closure(requirements, target)
+    """Pin ``requirements`` and their dependencies to wheels for ``target``.
+
+    With ``gpu`` every requirement on onnxruntime, direct or not, becomes one on
+    onnxruntime-gpu, and onnxruntime itself is never pinned.
+    """
+    pinned, unresolved = _cached_closure(requirements, target, gpu)
     wheelhouse = cache.wheelhouse_dir()
     links = [Path(p).resolve() for p in find_links]
     key = inputs_hash(
@@ -105,6 +138,7 @@ def lock_requirements(
             "find_links": [str(p) for p in links],
             "no_index": no_index,
             "wheelhouse": str(wheelhouse),
+            **({"gpu": True} if gpu else {}),
         }
     )
     stored = _load(key)
@@ -115,6 +149,8 @@ def lock_requirements(
         progress(f"Resolving {len(pinned) + len(unresolved)} third-party requirements")
     if unresolved:
         pinned.update(_resolve_with_pip(unresolved, pinned, target, links, no_index, progress))
+    if gpu:  # pip may pull onnxruntime in for a dependency; the gpu build replaces it
+        pinned.pop(CPU_RUNTIME, None)
     found = _select_wheels(pinned, target, [wheelhouse, *links])
     missing = sorted(set(pinned) - set(found))
     if missing:
@@ -144,7 +180,7 @@ def lock_requirements(
 
 
 def _cached_closure(
-    requirements: Sequence[str], target: Target
+    requirements: Sequence[str], target: Target, gpu: bool = False
 ) -> tuple[dict[str, str], list[str]]:
     """:func:`installed_closure`, cached until an import path of this interpreter changes."""
     stamps = []
@@ -152,22 +188,30 @@ def _cached_closure(
         with contextlib.suppress(OSError):
             stamps.append([entry, os.stat(entry or ".").st_mtime_ns])
     key = inputs_hash(
-        {"requirements": sorted(requirements), "target": target.ident, "python": sys.executable,
-         "paths": stamps}
+        {
+            "requirements": sorted(requirements),
+            "target": target.ident,
+            "python": sys.executable,
+            "paths": stamps,
+            **({"gpu": True} if gpu else {}),
+        }
     )
     path = cache.locks_dir() / f"closure-{key}.json"
     with contextlib.suppress(OSError, ValueError, KeyError):
         data = json.loads(path.read_text())
         return dict(data["pins"]), list(data["unresolved"])
-    pins, unresolved = installed_closure(requirements, target)
+    pins, unresolved = installed_closure(requirements, target, gpu=gpu)
     atomic_write_text(path, json.dumps({"pins": pins, "unresolved": unresolved}))
     return pins, unresolved
 
 
 def installed_closure(
-    requirements: Iterable[str], target: Target
+    requirements: Iterable[str], target: Target, *, gpu: bool = False
 ) -> tuple[dict[str, str], list[str]]:
-    """Pin what the current environment satisfies; return (pins, unresolved requirements)."""
+    """Pin what the current environment satisfies; return (pins, unresolved requirements).
+
+    With ``gpu`` a requirement on onnxruntime, at any depth, is one on onnxruntime-gpu.
+    """
     from packaging.requirements import Requirement
 
     installed: dict[str, metadata.Distribution | None] = {}
@@ -183,7 +227,10 @@ def installed_closure(
     pins: dict[str, str] = {}
     unresolved: set[str] = set()
     seen: set[tuple[str, frozenset[str]]] = set()
-    stack: list[tuple[Any, frozenset[str]]] = [(Requirement(r), frozenset()) for r in requirements]
+    rename = gpu_requirement if gpu else str
+    stack: list[tuple[Any, frozenset[str]]] = [
+        (Requirement(rename(r)), frozenset()) for r in requirements
+    ]
     while stack:
         req, parent_extras = stack.pop()
         if req.marker is not None and not any(
@@ -205,7 +252,7 @@ def installed_closure(
             continue
         seen.add((key, extras))
         for raw in dist.requires or ():
-            stack.append((Requirement(raw), extras))
+            stack.append((Requirement(rename(raw)), extras))
     return pins, sorted(unresolved)
 
 
@@ -266,7 +313,12 @@ def _resolve_with_pip(
     progress: Progress | None,
 ) -> dict[str, str]:
     files = _download_into(
-        cache.wheelhouse_dir(), unresolved, target, links, no_index, progress,
+        cache.wheelhouse_dir(),
+        unresolved,
+        target,
+        links,
+        no_index,
+        progress,
         constraints=[f"{name}=={version}" for name, version in sorted(pinned.items())],
     )
     resolved: dict[str, str] = {}

@@ -25,8 +25,12 @@ def write_manifest(
     pins: list[dict[str, Any]],
     lock_key: str,
     wheel_entries: list[str],
+    gpu: bool = False,
 ) -> dict[str, Any]:
-    """Write ``manifest.json`` for the bundle ``work_dir/name`` and return it."""
+    """Write ``manifest.json`` for the bundle ``work_dir/name`` and return it.
+
+    ``gpu`` says the bundle carries onnxruntime-gpu instead of onnxruntime.
+    """
     pex = work_dir / name
     manifest = {
         "schema": BUILDER_SCHEMA_VERSION,
@@ -38,6 +42,7 @@ def write_manifest(
         "shebang": shebang(target),
         "interpreter_constraints": interpreter_constraints(target),
         "target": target.ident,
+        "gpu": gpu,
         "sdk": {
             "name": sdk.info.name,
             "version": sdk.info.version,

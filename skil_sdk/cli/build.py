@@ -22,9 +22,7 @@ def _size(num: float) -> str:
 
 
 @click.command()
-@click.argument(
-    "projects", nargs=-1, type=click.Path(exists=True, file_okay=False, path_type=Path)
-)
+@click.argument("projects", nargs=-1, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option(
     "--find-links",
     "find_links",
@@ -42,6 +40,11 @@ def _size(num: float) -> str:
     default=None,
     help="Target described by `pex3 interpreter inspect --markers --tags` output.",
 )
+@click.option(
+    "--gpu",
+    is_flag=True,
+    help="Carry onnxruntime-gpu instead of onnxruntime (for --execution-provider cuda).",
+)
 @json_option
 def build(
     projects: tuple[Path, ...],
@@ -49,6 +52,7 @@ def build(
     no_index: bool,
     platform: str | None,
     complete_platform: Path | None,
+    gpu: bool,
     as_json: bool,
 ) -> None:
     """Build the bundle of the published plugins plus PROJECTS (cached by content hash).
@@ -64,12 +68,14 @@ def build(
         platform=platform,
         complete_platform=complete_platform,
         progress=info,
+        gpu=gpu,
     )
 
     def human() -> None:
         click.echo(f"Bundle:  {result.bundle}")
         click.echo(f"Hash:    {result.hash}")
         click.echo(f"Size:    {_size(result.size)}")
+        click.echo(f"Runtime: {'onnxruntime-gpu' if result.gpu else 'onnxruntime'}")
         how = "cache hit" if result.cached else "built"
         click.echo(f"Cached:  {'yes' if result.cached else 'no'} ({how} in {result.seconds:.2f} s)")
         if result.plugins:
@@ -117,8 +123,13 @@ def plugins_list(as_json: bool) -> None:
         lambda: table(
             ["NAME", "VERSION", "SHA256", "PROVIDERS", "PUBLISHED"],
             [
-                (p.name, p.version, p.sha256[:16], ", ".join(sorted(p.entry_points)),
-                 p.published_at)
+                (
+                    p.name,
+                    p.version,
+                    p.sha256[:16],
+                    ", ".join(sorted(p.entry_points)),
+                    p.published_at,
+                )
                 for p in found
             ],
         ),
@@ -197,8 +208,13 @@ def cache_list(as_json: bool) -> None:
 
 
 @cache.command("prune")
-@click.option("--keep", default=1, show_default=True, type=click.IntRange(min=0),
-              help="How many recently used bundles to keep.")
+@click.option(
+    "--keep",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="How many recently used bundles to keep.",
+)
 @json_option
 def cache_prune(keep: int, as_json: bool) -> None:
     """Remove all but the KEEP most recently used bundles, and wheels nothing kept uses."""

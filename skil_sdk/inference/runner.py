@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import threading
 import warnings
 from collections.abc import Mapping, Sequence
@@ -46,6 +48,8 @@ class ModelRunner:
         options.intra_op_num_threads = intra_op_threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        if _CUDA in providers:
+            _preload_cuda(ort)
         try:
             self._session = ort.InferenceSession(
                 str(self.model_path), sess_options=options, providers=list(providers)
@@ -56,6 +60,7 @@ class ModelRunner:
                 f"({_first_line(exc)}); export the model with operators and an opset this "
                 "onnxruntime supports."
             ) from exc
+        _check_cuda(ort, self._session, providers)
         self.signature: dict[str, list[dict[str, Any]]] = signature_from_session(self._session)
         self.input_names: list[str] = [i["name"] for i in self.signature["inputs"]]
         self.output_names: list[str] = [o["name"] for o in self.signature["outputs"]]
@@ -118,6 +123,50 @@ class ModelRunner:
                 "the inputs against the model's signature (`skil-sdk models show ID`)."
             ) from exc
         return dict(zip(self.output_names, values, strict=True))
+
+
+_CUDA = "CUDAExecutionProvider"
+
+
+def _preload_cuda(ort: Any) -> None:
+    """Load the CUDA and cuDNN libraries of the ``nvidia-*`` wheels beside onnxruntime.
+
+    ``onnxruntime-gpu[cuda,cudnn]`` installs them as Python packages, which the dynamic
+    linker does not search; ``onnxruntime.preload_dlls()`` (onnxruntime 1.21+) loads them
+    from there, else from the system's library path. What it prints is dropped: a
+    provider that still cannot start is reported by :func:`_check_cuda`.
+    """
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is None:
+        return
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(Exception):
+        preload()
+
+
+def _check_cuda(ort: Any, session: Any, providers: Sequence[str]) -> None:
+    """Raise when CUDA was asked for but the session fell back to the CPU.
+
+    onnxruntime only warns when the CUDA provider is missing (the CPU build of
+    onnxruntime) or cannot start (no GPU, or no CUDA/cuDNN libraries), and then runs
+    on the CPU; a job that asked for CUDA fails instead.
+    """
+    if _CUDA not in providers or _CUDA in session.get_providers():
+        return
+    available = ", ".join(ort.get_available_providers())
+    if _CUDA not in ort.get_available_providers():
+        raise ModelError(
+            f"onnxruntime {ort.__version__} on this machine has no CUDAExecutionProvider "
+            f"(available: {available}); run the job with `skil-sdk infer --execution-provider "
+            "cuda`, whose bundle carries onnxruntime-gpu, or install onnxruntime-gpu in the "
+            "executors' Python, or use --execution-provider cpu."
+        )
+    cuda = getattr(ort, "cuda_version", "") or ""
+    raise ModelError(
+        f"onnxruntime {ort.__version__}'s CUDAExecutionProvider could not start on this "
+        f"machine (available: {available}); run on nodes with an NVIDIA GPU, its driver and "
+        f"the CUDA{' ' + cuda if cuda else ''} and cuDNN libraries onnxruntime-gpu was built "
+        "for, or use --execution-provider cpu."
+    )
 
 
 def _row_count(feeds: dict[str, np.ndarray]) -> int:

@@ -1,11 +1,13 @@
 """Byte-compiling the bundle's unpacked wheels once per node.
 
-A bundle runs with ``PYTHONDONTWRITEBYTECODE`` set (pex sets it) and its wheels are
-unpacked into ``PEX_ROOT`` without ``.pyc`` files, so every Python process would compile
-numpy, pyarrow, pandas and onnxruntime's Python from source again (seconds per process:
-the driver and every executor worker). The first process of a node that finds an
-unpacked wheel without the marker below starts a background, low-priority
-``python -m compileall`` over it; later processes import from the ``.pyc`` files.
+A bundle's wheels are unpacked into ``PEX_ROOT`` without ``.pyc`` files (pex unpacks
+them that way, and processes started with ``PYTHONDONTWRITEBYTECODE`` never write any),
+so every Python process would compile numpy, pyarrow, pandas and onnxruntime's Python
+from source again (seconds per process: the driver and every executor worker). The
+first process of a node that finds an unpacked wheel without the marker below starts a
+background, low-priority ``python -m compileall`` over it; later processes import from
+the ``.pyc`` files. The ``.pyc`` files lie beside the sources in the wheel folder, where
+the bundle's venv finds them through its ``site-packages`` links.
 """
 
 from __future__ import annotations
@@ -17,18 +19,15 @@ import sys
 import time
 from pathlib import Path
 
+from skil_sdk.spark.bundlepaths import running_wheel_dirs
+
 MARKER = ".skil-compiled"
 STALE_CLAIM_SECONDS = 900
 
 
 def bundle_wheel_dirs() -> list[Path]:
-    """The unpacked wheels of the running bundle (``sys.path`` entries under ``PEX_ROOT``)."""
-    found: list[Path] = []
-    for item in sys.path:
-        path = Path(item)
-        if "installed_wheels" in path.parts and path.is_dir() and path not in found:
-            found.append(path)
-    return found
+    """The unpacked wheels of the running bundle (under ``PEX_ROOT``)."""
+    return running_wheel_dirs()
 
 
 def _lower_priority() -> None:

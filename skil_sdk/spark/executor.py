@@ -103,7 +103,7 @@ def _hold_and_bound(cache: Path, model_path: Path) -> None:
     while entry.parent != cache / "models" and entry.parent != entry:
         entry = entry.parent
     nodecache.hold(entry)
-    nodecache.hold_running_bundle(Path(os.environ.get("PEX_ROOT", str(cache / "pex"))))
+    nodecache.hold_running_bundle()
     nodecache.enforce(cache)
 
 

@@ -79,9 +79,7 @@ def submit(
     )
     job_dir = ensure_dir(skil_home() / "jobs" / record.id)
     # the request and the spec hold the provider options unredacted: owner-only files
-    atomic_write_text(
-        job_dir / "request.json", json.dumps(request.to_dict(), indent=2), mode=0o600
-    )
+    atomic_write_text(job_dir / "request.json", json.dumps(request.to_dict(), indent=2), mode=0o600)
     if detach:
         child = _spawn_detached(record.id, job_dir)
         store.update(record.id, runner_pid=child)
@@ -99,7 +97,12 @@ def submit(
 def _ensure_bundle(request: InferenceRequest, log: LogCallback) -> Any:
     from skil_sdk.builder.api import ensure_bundle
 
-    return ensure_bundle([Path(p) for p in request.plugins], progress=log, verify=True)
+    return ensure_bundle(
+        [Path(p) for p in request.plugins],
+        progress=log,
+        verify=True,
+        gpu=request.execution_provider == "cuda",
+    )
 
 
 def _spawn_detached(job_id: str, job_dir: Path) -> int:
@@ -299,7 +302,11 @@ def main(argv: list[str] | None = None) -> int:
     request = InferenceRequest.from_dict(json.loads((job_dir / "request.json").read_text()))
     store = JobStore()
     try:
-        bundle = ensure_bundle([Path(p) for p in request.plugins], verify=True)
+        bundle = ensure_bundle(
+            [Path(p) for p in request.plugins],
+            verify=True,
+            gpu=request.execution_provider == "cuda",
+        )
         run_job(job_id, request, bundle)
     except SkilError:
         return 1

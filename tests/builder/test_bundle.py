@@ -101,8 +101,12 @@ def test_bundle_layout_and_manifest(built_bundle: Any) -> None:
     assert info["inherit_path"] == "fallback"
     assert info.get("entry_point") is None
     assert info["deps_are_wheel_files"] is True
+    assert info["venv"] is True, "the bundle runs as a pex venv"
+    assert info["venv_hermetic_scripts"] is False, "PYTHONPATH must reach Spark's workers"
     with built_bundle.bundle.open("rb") as fh:
-        assert fh.readline().decode().strip() == f"#!/usr/bin/env python{manifest['python']}"
+        header = fh.read(4096).decode(errors="replace")
+    assert header.startswith("#!/bin/sh\n"), "the --sh-boot script starts the venv directly"
+    assert 'DEFAULT_PYTHON="python{}"'.format(manifest["python"]) in header
 
 
 def test_bundle_runs_the_way_spark_starts_workers(built_bundle: Any, tmp_path: Path) -> None:

@@ -97,3 +97,55 @@ def test_get_runner_caches_one_per_model(tmp_path: Path) -> None:
 def test_zero_rows_give_empty_outputs(tmp_path: Path) -> None:
     runner = ModelRunner(mlp_model(tmp_path, sizes=(4, 3)))
     assert runner.run(np.zeros((0, 4)))["output"].shape[0] == 0
+
+
+CUDA_FIRST = ("CUDAExecutionProvider", "CPUExecutionProvider")
+
+
+@pytest.mark.skipif(
+    "CUDAExecutionProvider" in ort.get_available_providers(),
+    reason="this onnxruntime has a CUDA provider",
+)
+@pytest.mark.filterwarnings("ignore:Specified provider 'CUDAExecutionProvider':UserWarning")
+def test_cuda_asked_of_the_cpu_build_is_a_model_error(tmp_path: Path) -> None:
+    """onnxruntime only warns and runs on the CPU; a job that asked for CUDA fails."""
+    with pytest.raises(ModelError) as caught:
+        ModelRunner(mlp_model(tmp_path, sizes=(4, 3)), providers=CUDA_FIRST)
+    message = caught.value.message
+    assert message.startswith(f"onnxruntime {ort.__version__} on this machine has no ")
+    assert "(available: " + ", ".join(ort.get_available_providers()) + ")" in message
+    assert message.endswith("or use --execution-provider cpu.") and "\n" not in message
+
+
+class _FakeOrt:
+    """onnxruntime-gpu 1.31.1 on a node whose CUDA libraries are missing."""
+
+    __version__ = "1.31.1"
+    cuda_version = "13.0"
+
+    @staticmethod
+    def get_available_providers() -> list[str]:
+        return ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+
+
+class _FakeSession:
+    def __init__(self, providers: list[str]) -> None:
+        self.providers = providers
+
+    def get_providers(self) -> list[str]:
+        return self.providers
+
+
+def test_cuda_that_cannot_start_names_the_libraries() -> None:
+    from skil_sdk.inference.runner import _check_cuda
+
+    with pytest.raises(ModelError) as caught:
+        _check_cuda(_FakeOrt, _FakeSession(["CPUExecutionProvider"]), CUDA_FIRST)
+    assert caught.value.message == (
+        "onnxruntime 1.31.1's CUDAExecutionProvider could not start on this machine "
+        "(available: TensorrtExecutionProvider, CUDAExecutionProvider, CPUExecutionProvider); "
+        "run on nodes with an NVIDIA GPU, its driver and the CUDA 13.0 and cuDNN libraries "
+        "onnxruntime-gpu was built for, or use --execution-provider cpu."
+    )
+    _check_cuda(_FakeOrt, _FakeSession(list(CUDA_FIRST)), CUDA_FIRST)  # started: no error
+    _check_cuda(_FakeOrt, _FakeSession(["CPUExecutionProvider"]), ("CPUExecutionProvider",))
