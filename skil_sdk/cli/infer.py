@@ -147,7 +147,8 @@ def job_submit_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                 "--execution-provider",
                 type=click.Choice(["cpu", "cuda"]),
                 default="cpu",
-                help="onnxruntime execution provider on the executors.",
+                help="onnxruntime execution provider on the executors; cuda runs on a bundle "
+                "that carries onnxruntime-gpu (built on first use).",
             ),
             click.option("--spark-home", default=None, help="Spark installation to submit with."),
             click.option(

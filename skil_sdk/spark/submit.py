@@ -24,7 +24,14 @@ from typing import Any
 from skil_sdk.errors import JobError, SkilError
 from skil_sdk.home import atomic_write_text, ensure_dir, skil_home
 from skil_sdk.spark.jobserver import job_server
-from skil_sdk.spark.process import log_tail, run_spark_submit, submit_argv, submit_env
+from skil_sdk.spark.process import (
+    log_tail,
+    prewarm_bundle,
+    run_spark_submit,
+    stop_prewarm,
+    submit_argv,
+    submit_env,
+)
 from skil_sdk.spark.request import (
     EXECUTION_PROVIDERS,
     InferenceRequest,
@@ -156,7 +163,11 @@ def run_job(
             argv = submit_argv(request, bundle, driver, spec_path)
             env = submit_env(request, bundle, token)
             store.mark_running(job_id)
-            returncode = run_spark_submit(argv, env, log_path, job_id, store, on_progress)
+            warming = prewarm_bundle(bundle, env)
+            try:
+                returncode = run_spark_submit(argv, env, log_path, job_id, store, on_progress)
+            finally:
+                stop_prewarm(warming)
     except KeyboardInterrupt:
         store.finish(job_id, KILLED, error="the job was interrupted (Ctrl-C or SIGTERM)")
         raise

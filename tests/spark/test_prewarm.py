@@ -1,0 +1,45 @@
+"""The runner lays the bundle out in PEX_ROOT while spark-submit's JVM starts."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from skil_sdk.spark.nodecache import venv_dirs
+from skil_sdk.spark.process import prewarm_bundle, stop_prewarm
+
+
+def test_prewarm_lays_out_the_venv_the_driver_then_starts_from(
+    built_bundle: Any, tmp_path: Path
+) -> None:
+    pex_root = tmp_path / "pex"
+    env = {**os.environ, "PEX_ROOT": str(pex_root), "SKIL_JOB_TOKEN": "secret-token"}
+    process = prewarm_bundle(built_bundle, env)
+    assert process is not None
+    assert process.wait(timeout=300) == 0
+    assert process.args[1:] == ["-c", "pass"]
+    venvs = venv_dirs(pex_root)
+    assert len(venvs) == 1 and (venvs[0] / "pyvenv.cfg").is_file()
+    # a second start finds the layout: nothing new is made
+    again = prewarm_bundle(built_bundle, env)
+    stop_prewarm(again)
+    assert venv_dirs(pex_root) == venvs
+    stop_prewarm(process)  # reaping a finished one is harmless
+
+
+def test_prewarm_never_passes_the_job_token(tmp_path: Path) -> None:
+    probe = tmp_path / "env.txt"
+    fake_bundle = tmp_path / "skil-bundle-fake.pex"
+    fake_bundle.write_text(f"#!/bin/sh\nenv > {probe}\n")
+    fake_bundle.chmod(0o755)
+
+    class Bundle:
+        bundle = fake_bundle
+
+    env = {**os.environ, "SKIL_JOB_TOKEN": "secret-token", "PEX_ROOT": str(tmp_path)}
+    process = prewarm_bundle(Bundle(), env)
+    assert process is not None and process.wait(timeout=30) == 0
+    seen = probe.read_text()
+    assert f"PEX_ROOT={tmp_path}" in seen
+    assert "secret-token" not in seen and "SKIL_JOB_TOKEN" not in seen
