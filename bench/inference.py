@@ -50,6 +50,7 @@ DATA_SEED = 1
 MODEL_SEED = 0
 SMALL_ROWS = 30_000
 BATCH = 1024
+STEADY_REPEATS = 3
 BATCH_SIZES = (16, 64, 256, 1024)
 QUICK_BATCH_SIZES = (16, 1024)
 NA = "n/a"
@@ -455,7 +456,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="30k rows, batch sizes 16 and 1024")
     parser.add_argument("--skip-udf", action="store_true", help="leave out predict_batch_udf")
     parser.add_argument("--out", type=Path, default=RESULTS, help="the results JSON")
+    parser.add_argument(
+        "--doc-only", action="store_true",
+        help="measure nothing: rewrite the docs section from the results JSON (--out)",
+    )
     args = parser.parse_args()
+    if args.doc_only:
+        write_doc(json.loads(args.out.read_text()))
+        return
     rows = args.rows or (SMALL_ROWS if args.quick else 300_000)
     batch_sizes = QUICK_BATCH_SIZES if args.quick else BATCH_SIZES
     command = " ".join([".venv/bin/python", "bench/inference.py", *sys.argv[1:]])
@@ -532,7 +540,10 @@ def main() -> None:
 
     log("(c) jobs in one session: warm-up, steady state, batch sizes...")
     jobs = [{"name": "warm-up", "data": str(small.parent), "batch_size": BATCH}]
-    jobs.append({"name": "steady", "data": str(data.parent), "batch_size": BATCH})
+    jobs += [
+        {"name": f"steady-{n}", "data": str(data.parent), "batch_size": BATCH}
+        for n in range(1, STEADY_REPEATS + 1)
+    ]
     jobs += [
         {"name": f"batch-{size}", "data": str(data.parent), "batch_size": size}
         for size in batch_sizes
@@ -541,18 +552,28 @@ def main() -> None:
     for job in jobs:
         job["output"] = str(WORK / "out" / f"session-{job['name']}")
     session = run_session(model_id, bundle, node_cache, jobs, env)
-    steady = next(j for j in session["jobs"] if j["name"] == "steady")
-    by_batch = {int(j["batch_size"]): j for j in session["jobs"] if j["name"] != "warm-up"}
+    log("(a) the limit again, right after (c)'s steady state...")
+    results["limit_after"] = run_limit(data, model, WORK / "out" / "limit-after", CORES, BATCH)
+    log(f"    {results['limit_after']['rows_per_s']} rows/s")
+    repeats = sorted(
+        (j for j in session["jobs"] if j["name"].startswith("steady-")),
+        key=lambda j: j["rows_per_s"],
+    )
+    steady = repeats[len(repeats) // 2]  # the median run
+    by_batch = {int(j["batch_size"]): j for j in session["jobs"] if j["name"].startswith("batch-")}
+    by_batch[BATCH] = steady
     results["skil"] = {
         "first_job": first,
         "second_job": second,
         "small_job": small_job,
         "in_session": session,
         "steady_rows_per_s": steady["rows_per_s"],
+        "steady_runs_rows_per_s": [j["rows_per_s"] for j in repeats],
         "steady_method": (
             "rows / the write action's seconds (_skil_job.json timings.compute_seconds) of a "
             "job run by submit(request, spark=spark) in a session that already ran a warm-up "
-            "job: Python workers started, model fetched, onnxruntime session loaded"
+            f"job (Python workers started, model fetched, onnxruntime session loaded); the "
+            f"median of {STEADY_REPEATS} such jobs"
         ),
         "batch_sizes": {
             str(size): {key: by_batch[size][key] for key in ("rows_per_s", "write_s")}
@@ -570,8 +591,15 @@ def main() -> None:
 
 
 def summarize(r: dict[str, Any]) -> dict[str, Any]:
-    """The headline numbers, the ratios and each target met or not."""
-    a = r["limit"]["rows_per_s"]
+    """The headline numbers, the ratios and each target met or not.
+
+    The limit is measured first and again right after (c)'s steady state; the ratio uses
+    their mean, so a machine whose speed drifts during the run moves both sides alike.
+    """
+    limits = [r["limit"]["rows_per_s"]]
+    if r.get("limit_after"):
+        limits.append(r["limit_after"]["rows_per_s"])
+    a = round(sum(limits) / len(limits))
     s = r["skil"]
     c = s["steady_rows_per_s"]
     udf = r.get("udf")
@@ -579,6 +607,7 @@ def summarize(r: dict[str, Any]) -> dict[str, Any]:
     rss_small = s["small_job"]["memory"]["worker_peak_rss_mb"]
     summary: dict[str, Any] = {
         "a_limit_rows_per_s": a,
+        "a_limit_runs_rows_per_s": limits,
         "b_udf_steady_rows_per_s": udf["steady_rows_per_s"] if udf else None,
         "c_skil_steady_rows_per_s": c,
         "b_udf_end_to_end_s": udf["end_to_end_s"] if udf else None,
@@ -720,6 +749,40 @@ def _load_note(r: dict[str, Any]) -> list[str]:
     ]
 
 
+def _gap_note(r: dict[str, Any]) -> list[str]:
+    """Where the end-to-end time goes when an end-to-end target is missed (from the numbers)."""
+    s, udf, skil = r["summary"], r.get("udf"), r["skil"]
+    missed = [t for t in s["targets"] if not t["met"] and "end to end" in t["target"]]
+    if not missed or not udf:
+        return []
+    first, second = skil["first_job"], skil["second_job"]
+    p1, p2 = first["phases_s"], second["phases_s"]
+    before = p2["cli_start_to_spark_submit"] + p2["spark_submit_to_driver_program"]
+    before += p2["driver_program_to_write"]
+    steady = r["setup"]["rows"] / s["c_skil_steady_rows_per_s"]
+    durations = second["spark_tasks"].get("task_ms_in_finish_order", [])
+    head = " and ".join(f"{ms / 1000:.1f}" for ms in durations[:CORES]) or NA
+    extra_first = (p1["spark_submit_to_driver_program"] - p2["spark_submit_to_driver_program"])
+    return [
+        "Why the end-to-end targets are missed: both commands pay Spark's own start (a JVM, a "
+        f"SparkContext, a SparkSession), which took b {_n(udf['session_start_s'])} s from "
+        f"`spark-submit` to its session. The second `skil-sdk infer` job spent "
+        f"{before:.2f} s before its write began (the CLI {_n(p2['cli_start_to_spark_submit'])} "
+        f"s; `spark-submit`'s JVM and the driver's start {_n(p2['spark_submit_to_driver_program'])}"
+        f" s; the SparkSession, plugins, the provider's listing and the plan "
+        f"{_n(p2['driver_program_to_write'])} s), then {_n(p2['write'])} s writing, of which "
+        f"{steady:.2f} s is processing at the steady rate and most of the rest the first task "
+        f"of each Python worker ({head} s: the worker daemon's start, pyspark's imports from "
+        "Spark's own zip, the model fetch and session). The 0.5 x b budget is "
+        f"{0.5 * udf['end_to_end_s']:.2f} s, of which Spark's start (b's) takes "
+        f"{_n(udf['session_start_s'])} s. The "
+        f"first job also lays the bundle out on the fresh node ({extra_first:+.2f} s from "
+        "`spark-submit` to the driver program against the second job), once per node and "
+        "bundle.",
+        "",
+    ]
+
+
 def write_doc(r: dict[str, Any]) -> None:
     """Replace (or append) the "## Inference" section of docs/performance.md."""
     m, setup, s = r["machine"], r["setup"], r["summary"]
@@ -729,10 +792,10 @@ def write_doc(r: dict[str, Any]) -> None:
     table = [
         "| | (a) limit | (b) `predict_batch_udf` | (c) `skil-sdk infer` |",
         "|---|---:|---:|---:|",
-        f"| Steady state, rows/s | {_n(limit['rows_per_s'])} | "
+        f"| Steady state, rows/s | {_n(s['a_limit_rows_per_s'])} | "
         f"{_n(udf['steady_rows_per_s']) if udf else NA} | {_n(s['c_skil_steady_rows_per_s'])} |",
         f"| Share of the limit | 1.00 | "
-        f"{_n(round(udf['steady_rows_per_s'] / limit['rows_per_s'], 2)) if udf else NA} | "
+        f"{_n(round(udf['steady_rows_per_s'] / s['a_limit_rows_per_s'], 2)) if udf else NA} | "
         f"{_n(s['c_over_a'])} |",
         f"| End to end, first job, s | {NA} | {_n(udf['end_to_end_s']) if udf else NA} | "
         f"{_n(skil['first_job']['end_to_end_s'])} |",
@@ -782,7 +845,10 @@ def write_doc(r: dict[str, Any]) -> None:
             "(a) is one process per core, pyarrow reading row groups from a shared queue, "
             f"onnxruntime with one intra-op thread in batches of {setup['batch_size']}, one "
             "Parquet file written per row group; rows/s from the moment every process has "
-            "its session warm until the last row group is written.",
+            "its session warm until the last row group is written. It runs first and again "
+            "right after (c)'s steady state ("
+            + " and ".join(f"{_n(v)}" for v in s.get("a_limit_runs_rows_per_s", []))
+            + " rows/s); the table gives their mean.",
             udf_note,
             "(c) is `skil-sdk infer --provider parquet` (one Spark task per row group): the "
             "first job on a fresh node cache (`SKIL_NODE_CACHE`: bundle extracted, model "
@@ -790,7 +856,10 @@ def write_doc(r: dict[str, Any]) -> None:
             "and model; end to end is from the command to the output's `_SUCCESS`. Its steady "
             "state is rows divided by the write action's time (`timings.compute_seconds` of "
             "`_skil_job.json`) of a job run with `submit(request, spark=spark)` in a session "
-            "whose Python workers run inside the bundle, after a warm-up job in that session. "
+            "whose Python workers run inside the bundle, after a warm-up job in that session: "
+            f"the median of {STEADY_REPEATS} jobs ("
+            + ", ".join(_n(v) for v in skil.get("steady_runs_rows_per_s", []))
+            + " rows/s). "
             "Worker RSS is the largest `VmHWM` of the Python workers (children of "
             "`pyspark.daemon`) of the second job and of a job over "
             f"{SMALL_ROWS:,} rows.",
@@ -810,6 +879,7 @@ def write_doc(r: dict[str, Any]) -> None:
             "",
             *phase_lines,
             "",
+            *_gap_note(r),
             *_load_note(r),
         ]
     )

@@ -114,11 +114,19 @@ def write_wheel(
     if entry_points:
         lines = "".join(f"{k} = {v}\n" for k, v in entry_points.items())
         files[f"{dist}.dist-info/entry_points.txt"] = f"[skil_sdk]\n{lines}"
+    return zip_wheel(directory, dist, files)
+
+
+def zip_wheel(directory: Path, dist: str, files: dict[str, str]) -> Path:
+    """Zip ``files`` (archive name to text) with their RECORD into ``dist``-py3-none-any.whl."""
     record = []
     for arc, text in files.items():
         digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=")
         record.append(f"{arc},sha256={digest.decode()},{len(text.encode())}")
-    files[f"{dist}.dist-info/RECORD"] = "\n".join([*record, f"{dist}.dist-info/RECORD,,"]) + "\n"
+    files = {
+        **files,
+        f"{dist}.dist-info/RECORD": "\n".join([*record, f"{dist}.dist-info/RECORD,,"]) + "\n",
+    }
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{dist}-py3-none-any.whl"
     with zipfile.ZipFile(path, "w") as zf:

@@ -12,6 +12,8 @@ into ``PEX_ROOT`` and makes a virtualenv of links to them; ``--sh-boot`` puts a 
 later run, so a process starts in tens of milliseconds instead of the second or more a
 zipapp spends opening itself. ``--non-hermetic-venv-scripts`` keeps ``PYTHONPATH``
 working (Spark gives its Python workers ``pyspark.zip`` and ``py4j`` that way).
+``--max-install-jobs 0`` unpacks the wheels in parallel, one job per core, on that
+first run.
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ def assemble(
         "--venv",
         "--non-hermetic-venv-scripts",
         "--sh-boot",
+        "--max-install-jobs",
+        "0",
         "--python-shebang",
         shebang(target),
         "--no-compile",

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 #: Bumped whenever the bundle layout or the hash inputs change meaning.
-BUILDER_SCHEMA_VERSION = 2
+BUILDER_SCHEMA_VERSION = 3
 
 #: Folder names left out at any depth.
 IGNORED_DIRS = frozenset(

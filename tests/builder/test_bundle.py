@@ -103,6 +103,7 @@ def test_bundle_layout_and_manifest(built_bundle: Any) -> None:
     assert info["deps_are_wheel_files"] is True
     assert info["venv"] is True, "the bundle runs as a pex venv"
     assert info["venv_hermetic_scripts"] is False, "PYTHONPATH must reach Spark's workers"
+    assert info["max_install_jobs"] == 0, "the first run unpacks wheels on every core"
     with built_bundle.bundle.open("rb") as fh:
         header = fh.read(4096).decode(errors="replace")
     assert header.startswith("#!/bin/sh\n"), "the --sh-boot script starts the venv directly"

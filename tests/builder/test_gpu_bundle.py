@@ -9,12 +9,9 @@ as it does the real one.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import os
 import subprocess
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +19,7 @@ from typing import Any
 
 import pytest
 from _builder_helpers import bundled_wheels, cli
-from _bundle_fixtures import make_provider_project
+from _bundle_fixtures import make_provider_project, zip_wheel
 
 from skil_sdk.builder.api import BuildResult, ensure_bundle
 from skil_sdk.builder.lock import (
@@ -99,17 +96,7 @@ def write_stand_in_wheel(directory: Path) -> Path:
         "Root-Is-Purelib: true\nTag: py3-none-any\n",
         f"{dist}.dist-info/top_level.txt": "onnxruntime\n",
     }
-    record = []
-    for arc, text in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=")
-        record.append(f"{arc},sha256={digest.decode()},{len(text.encode())}")
-    files[f"{dist}.dist-info/RECORD"] = "\n".join([*record, f"{dist}.dist-info/RECORD,,"]) + "\n"
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{dist}-py3-none-any.whl"
-    with zipfile.ZipFile(path, "w") as zf:
-        for arc, text in files.items():
-            zf.writestr(zipfile.ZipInfo(arc, (1980, 1, 1, 0, 0, 0)), text)
-    return path
+    return zip_wheel(directory, dist, files)
 
 
 @dataclass

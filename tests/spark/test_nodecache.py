@@ -23,6 +23,21 @@ def make_entry(path: Path, size: int, used: float) -> Path:
     return path
 
 
+def start_holder(entry: Path) -> subprocess.Popen[str]:
+    """Another process that holds ``entry`` (shared flock) for a minute."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from skil_sdk.spark import nodecache;"
+            "nodecache.hold(Path(sys.argv[1])); print('held', flush=True); time.sleep(60)",
+            str(entry),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
 def test_parse_size() -> None:
     assert nodecache.parse_size("500m") == 500 * 1024**2
     assert nodecache.parse_size("2G") == 2 * 1024**3
@@ -41,17 +56,7 @@ def test_lru_eviction_skips_entries_a_live_process_holds(tmp_path: Path) -> None
         now - 100,
     )
     newest = make_entry(tmp_path / "models" / ("c" * 64), 4000, now)
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys, time; from pathlib import Path; from skil_sdk.spark import nodecache;"
-            "nodecache.hold(Path(sys.argv[1])); print('held', flush=True); time.sleep(60)",
-            str(oldest),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    holder = start_holder(oldest)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         removed = nodecache.evict(tmp_path, 9000)
@@ -104,17 +109,7 @@ def test_a_wheel_goes_with_the_venvs_that_link_to_it(tmp_path: Path) -> None:
     new_venv = make_venv(pex_root, "b", [shared, own], now - 5)
     assert set(nodecache.venv_dirs(pex_root)) == {old_venv, new_venv}
 
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys, time; from pathlib import Path; from skil_sdk.spark import nodecache;"
-            "nodecache.hold(Path(sys.argv[1])); print('held', flush=True); time.sleep(60)",
-            str(new_venv),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    holder = start_holder(new_venv)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         # `shared` is the least recently used, but a held venv links to it: it stays, and
