@@ -7,7 +7,9 @@ from source again (seconds per process: the driver and every executor worker). T
 first process of a node that finds an unpacked wheel without the marker below starts a
 background, low-priority ``python -m compileall`` over it; later processes import from
 the ``.pyc`` files. The ``.pyc`` files lie beside the sources in the wheel folder, where
-the bundle's venv finds them through its ``site-packages`` links.
+the bundle's venv finds them through its ``site-packages`` links. (Jobs that
+``skil-sdk`` submits also run without ``PYTHONDONTWRITEBYTECODE``, so what a process
+imports is cached at once; this covers the rest, and sessions started elsewhere.)
 """
 
 from __future__ import annotations

@@ -54,7 +54,8 @@ def submit_argv(request: InferenceRequest, bundle: Any, driver: Path, spec_path:
 
 
 def submit_env(request: InferenceRequest, bundle: Any, token: str) -> dict[str, str]:
-    """spark-submit's environment: the job token (never argv), the node cache, SPARK_HOME."""
+    """spark-submit's environment: the job token (never argv), the node cache, SPARK_HOME,
+    and no ``PYTHONDONTWRITEBYTECODE`` (imports write ``.pyc`` files into ``PEX_ROOT``)."""
     env = dict(os.environ)
     node_cache = node_cache_dir()
     env["SKIL_JOB_TOKEN"] = token
@@ -65,6 +66,9 @@ def submit_env(request: InferenceRequest, bundle: Any, token: str) -> dict[str, 
         env["SPARK_HOME"] = str(Path(request.spark_home).expanduser())
     env.pop("PYSPARK_PYTHON", None)
     env.pop("PYSPARK_DRIVER_PYTHON", None)
+    # The bundle's processes cache their bytecode beside its unpacked wheels in PEX_ROOT,
+    # so that the next process of this machine imports without compiling.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     return env
 
 

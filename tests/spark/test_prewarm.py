@@ -1,4 +1,4 @@
-"""The runner lays the bundle out in PEX_ROOT while spark-submit's JVM starts."""
+"""spark-submit's start: the bundle laid out meanwhile, and the environment it gets."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from skil_sdk.spark.nodecache import venv_dirs
-from skil_sdk.spark.process import prewarm_bundle, stop_prewarm
+from skil_sdk.spark.process import prewarm_bundle, stop_prewarm, submit_env
 
 
 def test_prewarm_lays_out_the_venv_the_driver_then_starts_from(
@@ -43,3 +45,20 @@ def test_prewarm_never_passes_the_job_token(tmp_path: Path) -> None:
     seen = probe.read_text()
     assert f"PEX_ROOT={tmp_path}" in seen
     assert "secret-token" not in seen and "SKIL_JOB_TOKEN" not in seen
+
+
+def test_submit_env_lets_the_bundle_cache_its_bytecode(
+    built_bundle: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from skil_sdk.spark.args import SparkArgs
+    from skil_sdk.spark.request import InferenceRequest
+
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    monkeypatch.setenv("PYSPARK_PYTHON", "/usr/bin/python3")
+    request = InferenceRequest(
+        model_id="m", provider="numpy", output="/tmp/out", spark_args=SparkArgs(master="local[2]")
+    )
+    env = submit_env(request, built_bundle, "job-token")
+    assert "PYTHONDONTWRITEBYTECODE" not in env and "PYSPARK_PYTHON" not in env
+    assert env["SKIL_JOB_TOKEN"] == "job-token"
+    assert env["PEX_ROOT"] == f"{env['SKIL_NODE_CACHE']}/pex"
