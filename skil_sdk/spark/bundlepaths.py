@@ -60,9 +60,13 @@ def venv_wheels(venv: Path) -> set[Path]:
 
 
 def running_venv() -> Path | None:
-    """The pex venv this process runs in, or None (a zipapp bundle or no bundle)."""
+    """The pex venv this process runs in, or None (a zipapp bundle or no bundle).
+
+    Only a venv that pex made (``PEX_ROOT/venvs/...`` holding ``PEX-INFO``) counts, never
+    a user's own virtualenv.
+    """
     prefix = Path(os.path.realpath(sys.prefix))
-    if VENVS in prefix.parts and (prefix / "pyvenv.cfg").is_file():
+    if VENVS in prefix.parts and (prefix / "PEX-INFO").is_file():
         return prefix
     return None
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from skil_sdk.spark import bytecode, nodecache
-from skil_sdk.spark.bundlepaths import running_wheel_dirs
+from skil_sdk.spark.bundlepaths import running_venv, running_wheel_dirs
 from skil_sdk.spark.nodecache import venv_dirs
 
 
@@ -87,3 +87,15 @@ def test_the_real_bundle_runs_from_a_venv_of_links_and_survives_eviction(
     assert not venv.exists()
     second = run_probe()
     assert second["ort"] == first["ort"] and Path(second["venv"]).is_dir()
+
+
+def test_a_users_own_venv_is_never_taken_for_a_bundle_venv(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    own = tmp_path / "venvs" / "analytics"
+    own.mkdir(parents=True)
+    (own / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    monkeypatch.setattr(sys, "prefix", str(own))
+    assert running_venv() is None
+    (own / "PEX-INFO").write_text("{}")  # what pex writes into the venvs it makes
+    assert running_venv() == own.resolve()
