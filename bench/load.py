@@ -21,10 +21,7 @@ import json
 import os
 import platform
 import shutil
-import socket
 import statistics
-import subprocess
-import sys
 import textwrap
 import threading
 import time
@@ -34,28 +31,13 @@ from typing import Any
 import httpx
 import numpy as np
 import pyarrow as pa
+from _served_mlp import ARROW, arrow_body, served_mlp
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "bench" / "work-load"
 RESULTS = ROOT / "bench" / "results" / "load.json"
 DOC = ROOT / "docs" / "performance.md"
-ARROW = "application/vnd.apache.arrow.stream"
 FORMATS = ("json", "arrow")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _arrow_body(rows: np.ndarray) -> bytes:
-    column = pa.FixedSizeListArray.from_arrays(pa.array(rows.reshape(-1)), rows.shape[1])
-    table = pa.Table.from_arrays([column], names=["input"])
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return bytes(sink.getvalue().to_pybytes())
 
 
 def _rows_in(response: httpx.Response, arrow: bool) -> int:
@@ -121,38 +103,15 @@ def main() -> int:
     args = parser.parse_args()
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True)
-    home = WORK / "home"
-    os.environ["SKIL_HOME"] = str(home)
-    sys.path.insert(0, str(ROOT / "tests"))
-    from _model_fixtures import mlp_model
-
-    from skil_sdk.store.models import add_model
-
-    record = add_model(mlp_model(WORK / "model"), "bench", name="mlp")
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-c", "from skil_sdk.cli import main; main()", "serve",
-         "--port", str(port)],
-        env={**os.environ, "SKIL_HOME": str(home)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                if httpx.get(url + "/healthz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        token = (home / "server.token").read_text().strip()
+    with served_mlp(WORK) as served:
+        url, token = served.url, served.token
         rows = np.random.default_rng(0).random((args.rows, 784), dtype=np.float32)
         bodies = {
             "json": json.dumps({"instances": rows.tolist()}).encode(),
-            "arrow": _arrow_body(rows),
+            "arrow": arrow_body(rows),
         }
         start = threading.Event()
-        path = f"/models/{record.id}/predict"
+        path = f"/models/{served.model_id}/predict"
         clients = [
             _Client(url, token, path, FORMATS[i % 2], bodies[FORMATS[i % 2]], args.rows, start)
             for i in range(args.clients)
@@ -168,9 +127,6 @@ def main() -> int:
         for client in clients:
             client.join(args.seconds + 180)
         elapsed = time.perf_counter() - began
-    finally:
-        server.terminate()
-        server.wait(30)
     import onnxruntime
 
     every = [lat for c in clients for lat in c.latencies]

@@ -20,9 +20,7 @@ import json
 import os
 import platform
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import textwrap
 import time
@@ -31,29 +29,13 @@ from typing import Any
 
 import httpx
 import numpy as np
-import pyarrow as pa
+from _served_mlp import ARROW, arrow_body, served_mlp
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "bench" / "work-serve"
 RESULTS = ROOT / "bench" / "results" / "serve.json"
 DOC = ROOT / "docs" / "performance.md"
 BATCHES = (1, 32, 64, 1024)
-ARROW = "application/vnd.apache.arrow.stream"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _arrow_body(rows: np.ndarray) -> bytes:
-    column = pa.FixedSizeListArray.from_arrays(pa.array(rows.reshape(-1)), rows.shape[1])
-    table = pa.Table.from_arrays([column], names=["input"])
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return bytes(sink.getvalue().to_pybytes())
 
 
 class _Poster:
@@ -99,40 +81,10 @@ def main() -> None:
     args = parser.parse_args()
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True)
-    home = WORK / "home"
-    os.environ["SKIL_HOME"] = str(home)
-    sys.path.insert(0, str(ROOT / "tests"))
-    from _model_fixtures import mlp_model
-
     from skil_sdk.inference.runner import ModelRunner
-    from skil_sdk.store.models import add_model
 
-    record = add_model(mlp_model(WORK / "model"), "bench", name="mlp")
-    port = _free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from skil_sdk.cli import main; main()",
-            "serve",
-            "--port",
-            str(port),
-            "--max-rows",
-            "4096",
-        ],
-        env={**os.environ, "SKIL_HOME": str(home)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                if httpx.get(url + "/healthz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        token = (home / "server.token").read_text().strip()
+    with served_mlp(WORK, "--max-rows", "4096") as served:
+        url, token = served.url, served.token
         cases = []
         rng = np.random.default_rng(0)
         with httpx.Client(
@@ -142,10 +94,10 @@ def main() -> None:
                 rows = rng.random((rows_per_request, 784), dtype=np.float32)
                 bodies = {
                     "json": (json.dumps({"instances": rows.tolist()}).encode(), "application/json"),
-                    "arrow": (_arrow_body(rows), ARROW),
+                    "arrow": (arrow_body(rows), ARROW),
                 }
                 for fmt, (body, content_type) in bodies.items():
-                    call = _Poster(client, f"/models/{record.id}/predict", body, content_type)
+                    call = _Poster(client, f"/models/{served.model_id}/predict", body, content_type)
                     latencies = _measure(call, args.seconds)
                     cases.append(
                         {
@@ -157,7 +109,7 @@ def main() -> None:
                         }
                     )
                     print(json.dumps(cases[-1]), file=sys.stderr)
-        runner = ModelRunner(record.path, intra_op_threads=0)
+        runner = ModelRunner(served.model_path, intra_op_threads=0)
         direct = []
         for rows_per_request in BATCHES:
             rows = rng.random((rows_per_request, 784), dtype=np.float32)
@@ -165,9 +117,6 @@ def main() -> None:
             direct.append(
                 {"rows_per_request": rows_per_request, **_summary(latencies, rows_per_request)}
             )
-    finally:
-        server.terminate()
-        server.wait(30)
     import onnxruntime
 
     results = {

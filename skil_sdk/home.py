@@ -194,6 +194,18 @@ def remove_stale_work_dirs(parent: Path) -> int:
     return removed
 
 
+def tree_size(path: Path) -> int:
+    """Bytes of the files under ``path`` (or of the file ``path``); links count as links."""
+    if path.is_file() and not path.is_symlink():
+        return path.stat().st_size
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+    return total
+
+
 def sha256_file(path: Path) -> str:
     """Hex sha256 of a file, read in 1 MiB chunks."""
     digest = hashlib.sha256()

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from skil_sdk.home import ensure_dir, path_lock, skil_home
+from skil_sdk.home import ensure_dir, path_lock, skil_home, tree_size
 
 _WORK_DIR = re.compile(r"^\.(?P<target>.+)\.[0-9a-f]{32}\.work$")
 
@@ -174,7 +174,7 @@ def prune(keep: int = 1) -> PruneResult:
     kept, dropped = bundles[: max(keep, 0)], bundles[max(keep, 0) :]
     freed = 0
     for entry in dropped:
-        freed += _tree_size(entry.bundle.parent)
+        freed += tree_size(entry.bundle.parent)
         remove_entry(entry.bundle.parent)
     wheel_keys = {k for b in kept for k in b.manifest.get("wheel_entries", [])}
     lock_keys = {b.manifest.get("lock") for b in kept}
@@ -182,7 +182,7 @@ def prune(keep: int = 1) -> PruneResult:
     for wheel_entry in wheels_dir().iterdir():
         name = wheel_entry.name
         if wheel_entry.is_dir() and not name.startswith(".") and name not in wheel_keys:
-            freed += _tree_size(wheel_entry)
+            freed += tree_size(wheel_entry)
             removed_wheels += remove_entry(wheel_entry)
     removed_locks = 0
     for lock in locks_dir().glob("*.json"):
@@ -196,10 +196,3 @@ def prune(keep: int = 1) -> PruneResult:
                        [b.hash for b in kept])
 
 
-def _tree_size(root: Path) -> int:
-    total = 0
-    for dirpath, _dirs, files in os.walk(root):
-        for name in files:
-            with contextlib.suppress(OSError):
-                total += os.lstat(os.path.join(dirpath, name)).st_size
-    return total

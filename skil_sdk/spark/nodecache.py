@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from skil_sdk.errors import InvalidValueError
+from skil_sdk.home import tree_size
 from skil_sdk.spark.bundlepaths import (
     INSTALLED_WHEELS,
     UNZIPPED_PEXES,
@@ -75,17 +76,6 @@ class Entry:
     last_used: float
 
 
-def _tree_size(path: Path) -> int:
-    if path.is_file():
-        return path.stat().st_size
-    total = 0
-    for dirpath, _dirs, files in os.walk(path):
-        for name in files:
-            with contextlib.suppress(OSError):
-                total += os.lstat(os.path.join(dirpath, name)).st_size
-    return total
-
-
 def _last_used(path: Path) -> float:
     mark = path / USED_MARK
     try:
@@ -135,7 +125,7 @@ def entries(root: Path) -> list[Entry]:
         for digest in _subdirs(version):
             candidates += _subdirs(digest)
     candidates += venv_dirs(root / "pex") + unzipped_pex_dirs(root / "pex")
-    return [Entry(p, _tree_size(p), _last_used(p)) for p in candidates]
+    return [Entry(p, tree_size(p), _last_used(p)) for p in candidates]
 
 
 def evict(root: Path, max_bytes: int) -> list[Path]:
