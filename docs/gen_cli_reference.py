@@ -56,6 +56,8 @@ def render() -> str:
         rows = option_rows(command)
         if rows:
             lines += ["| name | kind | help |", "| --- | --- | --- |", *rows, ""]
+        if command.epilog:
+            lines += [" ".join(command.epilog.split()), ""]
     return "\n".join(lines).rstrip() + "\n"
 
 

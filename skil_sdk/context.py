@@ -38,21 +38,29 @@ class SkilContext:
         output_path: str,
         batch_size: int | None = None,
         *,
-        overwrite: bool = False,
+        overwrite: bool | str = False,
         keep_columns: list[str] | None = None,
         postprocess: str | None = None,
+        postprocess_options: dict[str, Any] | None = None,
         plugins: list[str] | None = None,
         advertise_host: str | None = None,
+        execution_provider: str = "cpu",
+        profile: str | None = None,
         detach: bool = False,
         **provider_options: Any,
     ) -> str:
         """Run ``model_id`` over ``provider``'s keyed data and write Parquet to ``output_path``.
 
-        Blocks until the job ends (unless ``detach``) and returns the job id; a failed job
-        raises :class:`skil_sdk.errors.JobError`. ``provider_options`` are passed to the
-        provider's ``data(spark, **options)`` as strings.
+        The job is prepared as ``skil-sdk infer`` prepares it: ``profile`` (by default
+        the default profile of ``SKIL_HOME/config.toml``) fills what ``args`` leaves at
+        its defaults, and the provider's options are checked before Spark starts.
+        ``overwrite`` is False, True (replace an earlier skil-sdk output) or
+        ``"force"``. Blocks until the job ends (unless ``detach``) and returns the job
+        id; a failed job raises :class:`skil_sdk.errors.JobError`. ``provider_options``
+        are passed to the provider's ``data(spark, **options)`` as strings.
         """
-        from skil_sdk.spark.submit import InferenceRequest, submit
+        from skil_sdk.job.request import InferenceRequest
+        from skil_sdk.spark.submit import submit
 
         request = InferenceRequest(
             model_id=model_id,
@@ -64,8 +72,11 @@ class SkilContext:
             overwrite=overwrite,
             keep_columns=list(keep_columns or []),
             postprocess=postprocess,
+            postprocess_options={k: str(v) for k, v in (postprocess_options or {}).items()},
             plugins=[str(p) for p in plugins or []],
             advertise_host=advertise_host,
+            execution_provider=execution_provider,
+            profile=profile,
         )
         return submit(request, detach=detach).job_id
 
@@ -78,6 +89,10 @@ class SkilContext:
         label_column: str = "label",
         threshold: float = 0.5,
         output_path: str | None = None,
+        *,
+        batch_size: int | None = None,
+        overwrite: bool | str = False,
+        profile: str | None = None,
         **provider_options: Any,
     ) -> dict[str, Any]:
         """Evaluate ``model_id`` on ``provider``'s labelled data; return the metrics.
@@ -86,10 +101,12 @@ class SkilContext:
         ``rocbinary``, ``rocmulticlass`` or ``regression`` (docs/evaluation.md lists each
         one's keys); the returned dict also holds the ``job_id``. With ``output_path`` the
         metrics are written there as JSON too. A failed job raises
-        :class:`skil_sdk.errors.JobError`.
+        :class:`skil_sdk.errors.JobError`. ``profile`` applies as for
+        :meth:`batch_inference`.
         """
         from skil_sdk.evaluation.metrics import EvaluationSettings
-        from skil_sdk.spark.submit import InferenceRequest, submit
+        from skil_sdk.job.request import InferenceRequest
+        from skil_sdk.spark.submit import submit
 
         settings = EvaluationSettings(eval_type, label_column, float(threshold))
         request = InferenceRequest(
@@ -97,7 +114,10 @@ class SkilContext:
             provider=provider,
             output=str(output_path or ""),
             spark_args=args or SparkArgs(),
+            batch_size=batch_size,
             provider_options={k: str(v) for k, v in provider_options.items()},
+            overwrite=overwrite,
+            profile=profile,
             kind="evaluate",
             evaluation=settings.to_dict(),
         )

@@ -400,7 +400,7 @@ def check_models(ctx: _Context) -> Check:
 
 def check_plugins(ctx: _Context) -> Check:
     """Every published plugin wheel still matches its sha256."""
-    from skil_sdk.home import sha256_file
+    from skil_sdk.storage import sha256_file
     from skil_sdk.store.plugins import list_plugins
 
     plugins = list_plugins()

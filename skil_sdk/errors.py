@@ -53,6 +53,12 @@ class PluginError(SkilError):
     code = "plugin_error"
 
 
+class ProviderError(SkilError):
+    """A provider's own code failed (in ``data()`` on the driver or a reader on an executor)."""
+
+    code = "provider_error"
+
+
 class BuildError(SkilError):
     """A wheel or bundle could not be built."""
 

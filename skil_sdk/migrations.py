@@ -24,6 +24,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from skil_sdk.errors import HomeError
+from skil_sdk.storage import atomic_write_text
 
 Migration = Callable[[Path], None]
 
@@ -69,8 +70,6 @@ def read_version(home: Path) -> int | None:
 
 def write_version(home: Path, version: int) -> None:
     """Stamp ``home`` with ``version`` (atomically)."""
-    from skil_sdk.home import atomic_write_text
-
     atomic_write_text(home / MARKER, json.dumps({"schema_version": version}) + "\n")
 
 

@@ -55,10 +55,7 @@ class ProviderInfo:
             "version": self.version,
             "class": self.class_path,
             "description": self.cls.describe(),
-            "options": [
-                {"name": o.name, "help": o.help, "default": o.default, "required": o.required}
-                for o in self.options
-            ],
+            "options": [o.to_dict() for o in self.options],
         }
 
 
@@ -218,10 +215,13 @@ def get_provider(name: str) -> ProviderInfo:
         return registry.providers[name]
     if ":" in name:
         return _provider_from_path(name)
+    from skil_sdk.providers.options import did_you_mean
+
     known = ", ".join(sorted(registry.providers)) or "none"
     raise NotFoundError(
-        f"No provider named {name!r} (available: {known}); publish the plugin that "
-        "provides it or check `skil-sdk providers list`."
+        f"No provider named {name!r}{did_you_mean(name, list(registry.providers))} "
+        f"(available: {known}); install and publish the plugin that provides it, or pass "
+        "its project with --plugin."
     )
 
 

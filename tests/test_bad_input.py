@@ -62,7 +62,9 @@ class CliCase:
     message: str
 
 
-_INFER = ("infer", "--model", "{model}", "--provider", "parquet", "--output", "{tmp}/out")
+_INFER = ("infer", "--model", "{model}", "--provider", "parquet", "--output", "{tmp}/out",
+          "--provider-option", "path={data}")
+_NO_PATH = ("infer", "--model", "{model}", "--provider", "parquet", "--output", "{tmp}/out")
 
 CLI_CASES = [
     CliCase("cli-missing-model", "CLI", ("infer", "--provider", "parquet", "--output", "{tmp}/o"),
@@ -96,6 +98,34 @@ CLI_CASES = [
             1, "--provider-option 'path' is not key=value"),
     CliCase("option-empty-key", "provider options", (*_INFER, "--provider-option", "=data"),
             1, "--provider-option '=data' is not key=value"),
+    CliCase("option-missing-required", "provider options", _NO_PATH, 1,
+            "The parquet provider needs the option 'path'"),
+    CliCase("option-unknown-name", "provider options",
+            (*_INFER, "--provider-option", "colour=red"), 1,
+            "has no option 'colour'; it takes: anonymous, features, id, path, s3_endpoint"),
+    CliCase("option-misspelt-name", "provider options",
+            (*_INFER, "--provider-option", "feature=x"), 1,
+            "has no option 'feature' (did you mean 'features'?)"),
+    CliCase("option-path-not-found", "provider options",
+            (*_NO_PATH, "--provider-option", "path={tmp}/absent.parquet"), 1,
+            "absent.parquet, which does not exist on this machine"),
+    CliCase("option-bad-bool", "provider options",
+            (*_INFER, "--provider-option", "anonymous=maybe"), 1,
+            "option 'anonymous' must be true or false, not 'maybe'"),
+    CliCase("option-bad-int", "provider options",
+            ("infer", "--model", "{model}", "--provider", "numpy", "--output", "{tmp}/out",
+             "--provider-option", "path={tmp}", "--provider-option", "rows_per_split=many"), 1,
+            "option 'rows_per_split' must be a whole number, not 'many'"),
+    CliCase("option-unknown-provider", "provider options",
+            ("infer", "--model", "{model}", "--provider", "parqet", "--output", "{tmp}/out"), 1,
+            "No provider named 'parqet' (did you mean 'parquet'?)"),
+    CliCase("output-not-skil-output", "CLI",
+            ("infer", "--model", "{model}", "--provider", "parquet", "--provider-option",
+             "path={data}", "--output", "{tmp}", "--overwrite"), 1,
+            "that are not a skil-sdk output"),
+    CliCase("sparkargs-master-unreachable", "SparkArgs",
+            (*_INFER, "--master", "spark://127.0.0.1:1"), 1,
+            "The Spark master spark://127.0.0.1:1 did not answer"),
     CliCase("model-not-onnx", "model files",
             ("models", "add", "{tmp}/not-a-model.onnx", "--experiment", "e"), 1,
             "is not an ONNX model"),
@@ -286,7 +316,7 @@ def test_http_case(
     assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}
     assert case.message in body["error"]["message"], body
     assert snapshot(skil_home) == before
-    assert httpx.get(server.url + "/healthz", timeout=10).status_code == 200
+    assert httpx.get(server.url + "/healthz", timeout=60).status_code == 200
 
 
 def test_every_case_has_a_row() -> None:

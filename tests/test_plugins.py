@@ -245,9 +245,12 @@ def test_bad_import_paths_and_unknown_names(site: Site) -> None:
         get_provider("acme_paths_mod2:Missing")
     with pytest.raises(PluginError, match="not a subclass"):
         get_provider("acme_paths_mod2:NotAProvider")
-    with pytest.raises(NotFoundError, match="skil-sdk providers list") as caught:
+    with pytest.raises(NotFoundError, match="--plugin") as caught:
         get_provider("no-such-provider")
-    assert "csv" in caught.value.message
+    assert "csv" in caught.value.message and "did you mean" not in caught.value.message
+    with pytest.raises(NotFoundError) as caught:
+        get_provider("parqet")
+    assert "(did you mean 'parquet'?)" in caught.value.message
 
 
 def test_two_packages_with_one_entry_point_name_is_an_error(site: Site) -> None:

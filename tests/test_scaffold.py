@@ -6,6 +6,7 @@ import ast
 import json
 import os
 import pty
+import re
 import subprocess
 import sys
 import tomllib
@@ -81,6 +82,23 @@ def test_rendered_project_declares_its_plugin(tmp_path: Path) -> None:
     readme = (project / "README.md").read_text(encoding="utf-8")
     for command in ("pytest", "skil-sdk build", "skil-sdk publish", "--provider acme-rows"):
         assert command in readme
+
+
+def test_rendered_readme_installs_skil_sdk_before_the_project(tmp_path: Path) -> None:
+    project = scaffold.new_provider("acme-rows", tmp_path)
+    readme = (project / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Test\n", 1)[1].split("\n## ", 1)[0]
+    (block,) = re.findall(r"```bash\n(.*?)```", section, re.S)
+    commands = [line.split("#", 1)[0].strip() for line in block.splitlines()]
+    # skil-sdk comes from its checkout or wheel: no package index has it.
+    assert commands == [
+        "python -m venv .venv && . .venv/bin/activate",
+        "pip install /path/to/skil-sdk",
+        "pip install -e '.[test]'",
+        "pytest",
+    ]
+    assert f"pip install /path/to/skil_sdk-{__version__}-py3-none-any.whl" in block
+    assert "pypi.org" not in readme
 
 
 def test_description_and_author_are_escaped(tmp_path: Path) -> None:

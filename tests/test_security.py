@@ -22,9 +22,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from skil_sdk.job.spec import REDACTED, redact_options
 from skil_sdk.server.config import ServerConfig
 from skil_sdk.server.embedded import EmbeddedServer
-from skil_sdk.spark.driver import REDACTED, redact_options
 
 SKIL = str(Path(sys.executable).with_name("skil-sdk"))
 SECRET = "hunter2-s3cr3t-value"
@@ -142,7 +142,12 @@ def test_a_job_keeps_tokens_and_secret_options_out_of_argv_logs_and_records(
         check=True,
     )
     model_id = json.loads(added.stdout)["id"]
-    # the squares provider has one option (n) and ignores the others
+    # a provider that declares no options takes any (it uses n); tests/spark is on the
+    # path of the CLI, the driver and the executors (the bundle keeps PYTHONPATH)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(Path(__file__).parent / "spark"), env.get("PYTHONPATH")])
+    )
     needles = ["skj_", "ska_", SECRET]
     out = tmp_path / "out"
     with _ArgvWatcher(needles) as watcher:
@@ -153,7 +158,7 @@ def test_a_job_keeps_tokens_and_secret_options_out_of_argv_logs_and_records(
                 "--model",
                 model_id,
                 "--provider",
-                "squares",
+                "_providers:OpenOptionsProvider",
                 "--provider-option",
                 "n=40",
                 "--provider-option",
@@ -168,6 +173,7 @@ def test_a_job_keeps_tokens_and_secret_options_out_of_argv_logs_and_records(
             ],
             capture_output=True,
             text=True,
+            env=env,
             timeout=600,
         )
     assert completed.returncode == 0, completed.stderr[-3000:]

@@ -12,25 +12,26 @@ instead of onnxruntime; it is another bundle with another hash.
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from skil_sdk.builder import cache
 from skil_sdk.builder.hashing import BUILDER_SCHEMA_VERSION, inputs_hash
-from skil_sdk.builder.manifest import write_manifest
+from skil_sdk.builder.manifest import input_changes, write_manifest
 from skil_sdk.builder.wheels import BuiltWheel, project_wheel, sdk_source_root, sdk_wheel
 from skil_sdk.errors import IntegrityError
-from skil_sdk.home import atomic_directory, sha256_file
+from skil_sdk.storage import atomic_directory, remove_dir, sha256_file, sweep_stale
 from skil_sdk.store.plugins import PublishResult, current_plugins
 
+if TYPE_CHECKING:
+    from skil_sdk.builder.lock import Lock
+    from skil_sdk.builder.targets import Target
+
 Progress = Callable[[str], None]
-#: A PEP 508 requirement starts with the project name.
-_REQUIREMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 @dataclass(frozen=True)
@@ -153,51 +154,79 @@ def ensure_bundle(
     digest = inputs_hash(inputs)
     entry = cache.bundles_dir() / digest
     manifest = cache.read_manifest(entry)
+    reason = None
     if manifest is not None and verify and not _intact(entry, manifest):
-        cache.remove_entry(entry)
+        remove_dir(entry)
         manifest = None
-    if manifest is not None:
+        reason = f"bundle {digest[:12]} no longer matches its manifest"
+    built = False
+    if manifest is None:
+        sweep_stale(entry.parent)
+        with atomic_directory(entry) as ad:
+            if not ad.is_finalized():
+                if progress:
+                    progress(f"Building the bundle: {reason or _build_reason(inputs)}")
+                _write_bundle(ad.work_dir, digest, inputs, sdk, plugins, lock, target, progress)
+                built = True
+        manifest = cache.read_manifest(entry)
+        if manifest is None:
+            raise IntegrityError(
+                f"The bundle cache entry {entry} is incomplete; run `skil-sdk cache prune` and "
+                "build again."
+            )
+    if not built:
         cache.touch(entry)
-        return _result(entry, manifest, True, plugins, start)
+        if progress:
+            progress(f"Reusing bundle {digest[:12]}")
+    return _result(entry, manifest, not built, plugins, start)
+
+
+def _write_bundle(
+    work_dir: Path,
+    digest: str,
+    inputs: dict[str, Any],
+    sdk: BuiltWheel,
+    plugins: list[_Plugin],
+    lock: Lock,
+    target: Target,
+    progress: Progress | None,
+) -> None:
+    """Assemble the bundle with these inputs and write its manifest into ``work_dir``."""
     from skil_sdk.builder.bundle import assemble
 
-    built = False
-    cache.sweep_stale(entry.parent)
-    with atomic_directory(entry) as ad:
-        if not ad.is_finalized():
-            name = f"skil-bundle-{digest[:12]}.pex"
-            assemble(
-                ad.work_dir / name,
-                requirements=[f"{sdk.info.key}=={sdk.info.version}"]
-                + [f"{p.ref.name}=={p.ref.version}" for p in plugins]
-                + [f"{p.name}=={p.version}" for p in lock.pins],
-                wheels=[sdk.path] + [p.path for p in plugins] + [p.path for p in lock.pins],
-                excludes=excludes,
-                target=target,
-                progress=progress,
-            )
-            write_manifest(
-                ad.work_dir,
-                name=name,
-                digest=digest,
-                inputs=inputs,
-                target=target,
-                sdk=sdk,
-                plugins=[p.ref.to_dict() for p in plugins],
-                pins=[p.to_dict() for p in lock.pins],
-                lock_key=lock.key,
-                wheel_entries=[sdk.path.parent.name]
-                + [p.wheel_entry for p in plugins if p.wheel_entry],
-                gpu=gpu,
-            )
-            built = True
-    manifest = cache.read_manifest(entry)
-    if manifest is None:
-        raise IntegrityError(
-            f"The bundle cache entry {entry} is incomplete; run `skil-sdk cache prune` and build "
-            "again."
-        )
-    return _result(entry, manifest, not built, plugins, start)
+    name = f"skil-bundle-{digest[:12]}.pex"
+    assemble(
+        work_dir / name,
+        requirements=[f"{sdk.info.key}=={sdk.info.version}"]
+        + [f"{p.ref.name}=={p.ref.version}" for p in plugins]
+        + [f"{p.name}=={p.version}" for p in lock.pins],
+        wheels=[sdk.path] + [p.path for p in plugins] + [p.path for p in lock.pins],
+        excludes=inputs["excludes"],
+        target=target,
+        progress=progress,
+    )
+    write_manifest(
+        work_dir,
+        name=name,
+        digest=digest,
+        inputs=inputs,
+        target=target,
+        sdk=sdk,
+        plugins=[p.ref.to_dict() for p in plugins],
+        pins=[p.to_dict() for p in lock.pins],
+        lock_key=lock.key,
+        wheel_entries=[sdk.path.parent.name] + [p.wheel_entry for p in plugins if p.wheel_entry],
+        gpu=inputs.get("onnxruntime") == "gpu",
+    )
+
+
+def _build_reason(inputs: dict[str, Any]) -> str:
+    """What differs between ``inputs`` and those of the closest cached bundle."""
+    closest = cache.closest_bundle(inputs)
+    if closest is None:
+        return "none is cached for this target yet"
+    changes = input_changes(closest.manifest.get("inputs", {}), inputs)
+    return ", ".join(changes) or "its inputs changed"
 
 
 def build(
@@ -302,16 +331,15 @@ def _plugins(
 
 def _excludes(sdk: BuiltWheel, plugins: list[_Plugin], pinned: set[str]) -> list[str]:
     """Requirements of the SDK and plugins that the bundle leaves out on purpose."""
-    from skil_sdk.builder.wheelinfo import canonical_name
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
 
     bundled = pinned | {sdk.info.key} | {p.ref.name for p in plugins}
-    names = set()
-    for raw in [*sdk.info.requires_dist, *(r for p in plugins for r in p.requires)]:
-        match = _REQUIREMENT_NAME.match(raw)
-        name = canonical_name(match.group(0)) if match else ""
-        if name and name not in bundled:
-            names.add(name)
-    return sorted(names)
+    names = {
+        canonicalize_name(Requirement(raw).name)
+        for raw in [*sdk.info.requires_dist, *(r for p in plugins for r in p.requires)]
+    }
+    return sorted(names - bundled)
 
 
 def _current_project() -> list[Path]:

@@ -1,6 +1,8 @@
 """Run a project's PEP 517 backend to build a wheel, reproducibly.
 
-The backend runs in a subprocess with ``SOURCE_DATE_EPOCH`` fixed. When the project's
+The backend runs in a subprocess with ``SOURCE_DATE_EPOCH`` and the umask fixed (the
+wheel records file modes, which setuptools takes from the umask for the files it writes),
+and with ``TMPDIR`` in a scratch folder removed after each call. When the project's
 build requirements are installed in this interpreter it runs with a view of just those
 (:mod:`skil_sdk.builder.buildenv`: no fresh isolated environment to create, which costs
 seconds, and no scan of every installed distribution); otherwise in a build environment
@@ -9,7 +11,6 @@ created once per set of requirements under ``SKIL_HOME/cache/build-envs`` and re
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -22,10 +23,12 @@ from typing import Any
 
 from skil_sdk.builder import cache
 from skil_sdk.errors import BuildError
-from skil_sdk.home import atomic_directory
+from skil_sdk.storage import atomic_directory, sha256_bytes, sweep_stale
 
 Progress = Callable[[str], None]
 SOURCE_DATE_EPOCH = "315532800"
+#: The umask of every backend run: group and others may read what it writes.
+BUILD_UMASK = 0o022
 _DEFAULT_BACKEND = "setuptools.build_meta:__legacy__"
 _DEFAULT_REQUIRES = ["setuptools>=40.8.0"]
 _TAIL_LINES = 25
@@ -90,7 +93,8 @@ def _build_system(src: Path, label: str) -> dict[str, Any]:
 
 
 def _runner(log: list[str], view: Path | None) -> Callable[..., None]:
-    """A pyproject_hooks runner: output captured, fixed epoch, and the view if there is one."""
+    """A pyproject_hooks runner: output captured, fixed epoch and umask, own TMPDIR, and the
+    view if there is one."""
 
     def run(
         cmd: Sequence[str], cwd: str | None = None, extra_environ: Mapping[str, str] | None = None
@@ -104,9 +108,15 @@ def _runner(log: list[str], view: Path | None) -> Callable[..., None]:
             # No site-packages: the backend sees only the view's distributions.
             cmd = [cmd[0], "-S", *cmd[1:]]
             env["PYTHONPATH"] = str(view)
-        proc = subprocess.run(
-            list(cmd), cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-        )
+        with cache.tool_env(env) as tool_env:
+            proc = subprocess.run(
+                list(cmd),
+                cwd=cwd,
+                env=tool_env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                umask=BUILD_UMASK,
+            )
         log.append(proc.stdout.decode("utf-8", "replace"))
         proc.check_returncode()
 
@@ -147,24 +157,24 @@ def build_env(
     progress: Progress | None = None,
 ) -> str:
     """The interpreter of a reusable build environment holding ``requires``."""
-    key = hashlib.sha256(
-        "\n".join([*sorted(requires), sys.implementation.cache_tag]).encode()
-    ).hexdigest()[:24]
+    key = sha256_bytes("\n".join([*sorted(requires), sys.implementation.cache_tag]).encode())[:24]
     target = cache.build_envs_dir() / key
     python = target / "bin" / "python"
     if python.exists():
         return str(python)
-    cache.sweep_stale(target.parent)
+    sweep_stale(target.parent)
     with atomic_directory(target) as ad:
         if not ad.is_finalized():
             if progress:
                 progress(f"Creating a build environment with {', '.join(requires)}")
             log: list[str] = []
-            subprocess.run(
-                [sys.executable, "-m", "venv", "--without-pip", str(ad.work_dir)],
-                check=True,
-                capture_output=True,
-            )
+            with cache.tool_env() as env:
+                subprocess.run(
+                    [sys.executable, "-m", "venv", "--without-pip", str(ad.work_dir)],
+                    check=True,
+                    capture_output=True,
+                    env=env,
+                )
             _pip_install(str(ad.work_dir / "bin" / "python"), requires, find_links, no_index, log)
     return str(python)
 
@@ -179,9 +189,10 @@ def _pip_install(
     cmd = [sys.executable, "-m", "pip", "--python", python, "install", "--quiet"]
     cmd += [f"--find-links={p}" for p in find_links]
     cmd += ["--no-index"] if no_index else []
-    proc = subprocess.run(
-        [*cmd, *requires], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+    with cache.tool_env() as env:
+        proc = subprocess.run(
+            [*cmd, *requires], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+        )
     log.append(proc.stdout)
     if proc.returncode != 0:
         tail = "\n".join(proc.stdout.splitlines()[-_TAIL_LINES:])

@@ -17,9 +17,11 @@ from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 
+from packaging.utils import canonicalize_name
+
 from skil_sdk.builder import cache
 from skil_sdk.builder.hashing import inputs_hash
-from skil_sdk.home import atomic_directory
+from skil_sdk.storage import atomic_directory, sweep_stale
 
 
 def installed_view(requires: Sequence[str]) -> Path | None:
@@ -34,7 +36,7 @@ def installed_view(requires: Sequence[str]) -> Path | None:
     target = cache.build_envs_dir() / f"view-{key[:24]}"
     if (target / "view.json").exists():
         return target
-    cache.sweep_stale(target.parent)
+    sweep_stale(target.parent)
     with atomic_directory(target) as ad:
         if not ad.is_finalized():
             for dist in dists:
@@ -76,7 +78,7 @@ def _closure(requires: Sequence[str]) -> list[metadata.Distribution] | None:
             return None
         if req.specifier and not req.specifier.contains(dist.version, prereleases=True):
             return None
-        name = (dist.metadata["Name"] or req.name).lower()
+        name = canonicalize_name(dist.metadata["Name"] or req.name)
         if name in found:
             continue
         found[name] = dist

@@ -14,6 +14,9 @@ zipapp spends opening itself. ``--non-hermetic-venv-scripts`` keeps ``PYTHONPATH
 working (Spark gives its Python workers ``pyspark.zip`` and ``py4j`` that way).
 ``--max-install-jobs 0`` unpacks the wheels in parallel, one job per core, on that
 first run.
+
+pex runs with its own ``TMPDIR`` (:func:`skil_sdk.builder.cache.tool_env`), removed
+when it exits, so a build leaves nothing in the system's temporary directory.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from skil_sdk.builder import cache
 from skil_sdk.builder.targets import Target
 from skil_sdk.errors import BuildError
 
@@ -77,8 +81,11 @@ def assemble(
         cmd += ["--exclude", name]
     if progress:
         progress(f"Assembling the bundle from {len(wheels)} wheels with pex")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PEX_")}
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    base = {k: v for k, v in os.environ.items() if not k.startswith("PEX_")}
+    with cache.tool_env(base) as env:
+        proc = subprocess.run(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+        )
     if proc.returncode != 0 or not out.is_file():
         tail = "\n".join(proc.stdout.splitlines()[-_TAIL_LINES:])
         raise BuildError(

@@ -8,10 +8,11 @@ Layout::
       locks/<key>.json      resolved third-party pins with their sha256
       build-envs/<key>/     reusable PEP 517 build environments
       bundles/<hash>/       skil-bundle-<hash12>.pex + manifest.json
+      tmp/                  TMPDIR of the tools a build runs, one folder each, removed after
 
-Every entry is a directory written with :func:`skil_sdk.home.atomic_directory`; a
+Every entry is a directory written with :func:`skil_sdk.storage.atomic_directory`; a
 writer killed half-way leaves only a hidden ``.NAME.<uuid>.work`` folder, which
-:func:`sweep_stale` removes once nobody holds the entry's lock.
+:func:`skil_sdk.storage.sweep_stale` removes once nobody holds the entry's lock.
 """
 
 from __future__ import annotations
@@ -19,16 +20,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
-import shutil
-import uuid
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from skil_sdk.home import ensure_dir, path_lock, skil_home, tree_size
-
-_WORK_DIR = re.compile(r"^\.(?P<target>.+)\.[0-9a-f]{32}\.work$")
+from skil_sdk.home import skil_home
+from skil_sdk.storage import ensure_dir, remove_dir, scratch_dir, sweep_stale, tree_size
 
 
 def cache_root() -> Path:
@@ -63,35 +61,30 @@ def wheelhouse_dir() -> Path:
     return ensure_dir(path)
 
 
-def sweep_stale(parent: Path) -> int:
-    """Remove work folders of writers that were killed (their lock is free); count them."""
-    from filelock import Timeout
+@contextlib.contextmanager
+def scratch(prefix: str) -> Iterator[Path]:
+    """A scratch folder under ``cache/tmp`` for one step of a build, removed after it.
 
-    removed = 0
-    if not parent.exists():
-        return 0
-    for entry in parent.iterdir():
-        match = _WORK_DIR.match(entry.name)
-        if not match:
-            continue
-        try:
-            with path_lock(parent / match.group("target"), timeout=0):
-                shutil.rmtree(entry, ignore_errors=True)
-                removed += 1
-        except Timeout:
-            continue
-    return removed
+    Folders that killed builds left there are removed first.
+    """
+    parent = ensure_dir(cache_root() / "tmp")
+    sweep_stale(parent)
+    with scratch_dir(parent, prefix) as path:
+        yield path
 
 
-def remove_entry(target: Path) -> bool:
-    """Remove a cache entry atomically (rename aside under its lock, then delete)."""
-    with path_lock(target):
-        if not target.exists():
-            return False
-        aside = target.with_name(f".{target.name}.{uuid.uuid4().hex}.work")
-        os.rename(target, aside)
-    shutil.rmtree(aside, ignore_errors=True)
-    return True
+@contextlib.contextmanager
+def tool_env(base: Mapping[str, str] | None = None) -> Iterator[dict[str, str]]:
+    """The environment for a tool a build runs (pip, a PEP 517 backend, pex).
+
+    ``base`` (default: this process's environment) with ``TMPDIR`` pointing at a
+    scratch folder that is removed when the tool is done, so that nothing the tool
+    leaves in its temporary directory stays in the system's.
+    """
+    with scratch("tool") as tmp:
+        env = dict(os.environ if base is None else base)
+        env.update({"TMPDIR": str(tmp), "TEMP": str(tmp), "TMP": str(tmp)})
+        yield env
 
 
 @dataclass(frozen=True)
@@ -141,6 +134,30 @@ def list_bundles() -> list[BundleEntry]:
     return sorted(found, key=lambda b: (-b.last_used, b.hash))
 
 
+def closest_bundle(inputs: dict[str, Any]) -> BundleEntry | None:
+    """The cached bundle for the same target and runtime sharing most plugins with ``inputs``.
+
+    Among equals the most recently used; None when there is none for that target.
+    """
+    names = {p[0] for p in inputs.get("plugins", [])}
+    same_target = [
+        b
+        for b in list_bundles()
+        if all(
+            b.manifest.get("inputs", {}).get(key) == inputs.get(key)
+            for key in ("target", "onnxruntime")
+        )
+    ]
+    if not same_target:
+        return None
+
+    def shared(bundle: BundleEntry) -> tuple[int, float]:
+        plugins = bundle.manifest.get("inputs", {}).get("plugins", [])
+        return len(names & {p[0] for p in plugins}), bundle.last_used
+
+    return max(same_target, key=shared)
+
+
 def touch(entry: Path) -> None:
     """Record that a bundle was used now (``cache prune`` keeps the recently used)."""
     with contextlib.suppress(OSError):
@@ -175,7 +192,7 @@ def prune(keep: int = 1) -> PruneResult:
     freed = 0
     for entry in dropped:
         freed += tree_size(entry.bundle.parent)
-        remove_entry(entry.bundle.parent)
+        remove_dir(entry.bundle.parent)
     wheel_keys = {k for b in kept for k in b.manifest.get("wheel_entries", [])}
     lock_keys = {b.manifest.get("lock") for b in kept}
     removed_wheels = 0
@@ -183,14 +200,14 @@ def prune(keep: int = 1) -> PruneResult:
         name = wheel_entry.name
         if wheel_entry.is_dir() and not name.startswith(".") and name not in wheel_keys:
             freed += tree_size(wheel_entry)
-            removed_wheels += remove_entry(wheel_entry)
+            removed_wheels += remove_dir(wheel_entry)
     removed_locks = 0
     for lock in locks_dir().glob("*.json"):
         if lock.stem not in lock_keys:
             freed += lock.stat().st_size
             lock.unlink(missing_ok=True)
             removed_locks += 1
-    for parent in (bundles_dir(), wheels_dir(), build_envs_dir()):
+    for parent in (bundles_dir(), wheels_dir(), build_envs_dir(), cache_root() / "tmp"):
         sweep_stale(parent)
     return PruneResult([b.hash for b in dropped], removed_wheels, removed_locks, freed,
                        [b.hash for b in kept])

@@ -2,7 +2,11 @@
 
 A source digest covers relative paths, file modes and file contents, and nothing
 else (no absolute paths, no timestamps), so the same source in two places has the
-same digest. Build outputs, caches, VCS folders and virtualenvs are left out.
+same digest. Build outputs, caches, VCS folders and virtualenvs are left out, and so
+is what running jobs from the project writes into it: an output folder (one holding
+``_SUCCESS``, ``_skil_job.json`` or ``_temporary``, such as ``out/`` of ``skil-sdk infer
+--output out/``) and Spark's ``spark-warehouse/``, ``metastore_db/`` and ``derby.log``.
+Otherwise every job run from a project would change its digest and build its wheel again.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import stat
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
+
+from skil_sdk.storage import sha256_bytes
 
 #: Bumped whenever the bundle layout or the hash inputs change meaning.
 BUILDER_SCHEMA_VERSION = 3
@@ -40,15 +46,19 @@ IGNORED_DIRS = frozenset(
     }
 )
 #: Folder names left out at the top of a project only.
-IGNORED_TOP_DIRS = frozenset({"build", "dist"})
+IGNORED_TOP_DIRS = frozenset({"build", "dist", "spark-warehouse", "metastore_db"})
+#: File names left out at the top of a project only.
+IGNORED_TOP_FILES = frozenset({"derby.log"})
 IGNORED_FILE_SUFFIXES = (".pyc", ".pyo", ".swp")
 IGNORED_FILES = frozenset({".DS_Store"})
+#: A folder holding one of these is a job's output (Spark's commit markers, skil-sdk's record).
+OUTPUT_MARKERS = ("_SUCCESS", "_skil_job.json", "_temporary")
 
 
 def _skip_dir(path: Path, name: str, top: bool) -> bool:
     if name in IGNORED_DIRS or name.endswith(".egg-info") or (top and name in IGNORED_TOP_DIRS):
         return True
-    return (path / "pyvenv.cfg").exists()
+    return any((path / marker).exists() for marker in ("pyvenv.cfg", *OUTPUT_MARKERS))
 
 
 def source_files(root: Path, include: Sequence[str] | None = None) -> list[str]:
@@ -65,7 +75,7 @@ def source_files(root: Path, include: Sequence[str] | None = None) -> list[str]:
             if _skip_dir(top_path, top_name, top=True):
                 continue
             found.extend(_walk(root, top_path))
-        elif _keep_file(top_name) and top_path.exists():
+        elif _keep_file(top_name) and top_name not in IGNORED_TOP_FILES and top_path.exists():
             found.append(top_name)
     return sorted(found)
 
@@ -101,4 +111,4 @@ def canonical_json(data: Any) -> bytes:
 
 def inputs_hash(inputs: Any) -> str:
     """Hex sha256 of the canonical JSON of ``inputs`` (the bundle's content hash)."""
-    return hashlib.sha256(canonical_json(inputs)).hexdigest()
+    return sha256_bytes(canonical_json(inputs))

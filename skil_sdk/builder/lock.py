@@ -16,23 +16,22 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import sys
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from packaging.utils import canonicalize_name
+
 from skil_sdk.builder import cache
 from skil_sdk.builder.hashing import inputs_hash
 from skil_sdk.builder.pipdl import pip_download
 from skil_sdk.builder.targets import Target
-from skil_sdk.builder.wheelinfo import canonical_name, read_wheel
 from skil_sdk.errors import BuildError
-from skil_sdk.home import atomic_write_text, sha256_file
-from skil_sdk.processes import pid_alive
+from skil_sdk.storage import atomic_write_text, scratch_dir, sha256_file, sweep_stale
+from skil_sdk.wheelinfo import read_wheel
 
 Progress = Callable[[str], None]
 
@@ -74,7 +73,7 @@ def gpu_requirement(requirement: str) -> str:
     from packaging.requirements import Requirement
 
     req = Requirement(requirement)
-    if canonical_name(req.name) != CPU_RUNTIME:
+    if canonicalize_name(req.name) != CPU_RUNTIME:
         return requirement
     req.name = GPU_RUNTIME
     return str(req)
@@ -144,7 +143,7 @@ def lock_requirements(
     stored = _load(key)
     if stored is not None:
         return stored
-    sweep_downloads(wheelhouse)
+    sweep_stale(wheelhouse)  # download folders of killed builds
     if progress:
         progress(f"Resolving {len(pinned) + len(unresolved)} third-party requirements")
     if unresolved:
@@ -238,7 +237,7 @@ def installed_closure(
             for extra in (parent_extras or {""})
         ):
             continue
-        key = canonical_name(req.name)
+        key = canonicalize_name(req.name)
         if key in NEVER_BUNDLED:
             continue
         dist = lookup(key)
@@ -341,9 +340,7 @@ def _download_into(
     constraints: Sequence[str] = (),
 ) -> list[Path]:
     """Download wheels for ``specs`` and move them into ``wheelhouse``; return their paths."""
-    work = wheelhouse / f".download-{os.getpid()}-{uuid.uuid4().hex}.work"
-    work.mkdir()
-    try:
+    with scratch_dir(wheelhouse, "download") as work:
         downloaded = pip_download(
             specs,
             work,
@@ -361,13 +358,3 @@ def _download_into(
                 os.replace(path, final)
             placed.append(final)
         return placed
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-
-def sweep_downloads(wheelhouse: Path) -> None:
-    """Remove download folders left by killed processes (their pid is gone)."""
-    for entry in wheelhouse.glob(".download-*.work"):
-        pid = entry.name.split("-")[1]
-        if pid.isdigit() and not pid_alive(int(pid)):
-            shutil.rmtree(entry, ignore_errors=True)

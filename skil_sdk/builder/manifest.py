@@ -10,7 +10,7 @@ from skil_sdk.builder.bundle import interpreter_constraints, shebang
 from skil_sdk.builder.hashing import BUILDER_SCHEMA_VERSION
 from skil_sdk.builder.targets import Target
 from skil_sdk.builder.wheels import BuiltWheel
-from skil_sdk.home import atomic_write_text, sha256_file
+from skil_sdk.storage import atomic_write_text, sha256_file
 
 
 def write_manifest(
@@ -60,3 +60,35 @@ def write_manifest(
     }
     atomic_write_text(work_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     return manifest
+
+
+#: How :func:`input_changes` names a changed input other than the plugins.
+_INPUT_LABELS = {
+    "sdk": "skil-sdk changed",
+    "pins": "third-party wheels changed",
+    "excludes": "left-out requirements changed",
+    "pex": "pex version changed",
+    "pip": "pip version changed",
+    "schema": "builder schema changed",
+    "python": "Python version changed",
+    "target": "target platform changed",
+    "onnxruntime": "onnxruntime build changed",
+}
+
+
+def input_changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """What differs between two bundles' ``inputs``, in words ("plugin NAME changed", ...)."""
+    old_plugins = {p[0]: p for p in before.get("plugins", [])}
+    new_plugins = {p[0]: p for p in after.get("plugins", [])}
+    changes = []
+    for name in sorted(old_plugins.keys() | new_plugins.keys()):
+        if name not in old_plugins:
+            changes.append(f"plugin {name} added")
+        elif name not in new_plugins:
+            changes.append(f"plugin {name} removed")
+        elif old_plugins[name] != new_plugins[name]:
+            changes.append(f"plugin {name} changed")
+    for key in sorted((before.keys() | after.keys()) - {"plugins"}):
+        if before.get(key) != after.get(key):
+            changes.append(_INPUT_LABELS.get(key, f"{key} changed"))
+    return changes

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from skil_sdk.builder import cache
 from skil_sdk.builder.targets import Target
 from skil_sdk.errors import BuildError
 
@@ -42,21 +43,23 @@ def pip_download(
         constraints_file.write_text("\n".join(constraints) + "\n")
         cmd += ["--constraint", str(constraints_file)]
     cmd += list(target.pip_args)
-    env = {**os.environ, "PIP_NO_INPUT": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
-    proc = subprocess.Popen(
-        [*cmd, *specs],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
-    lines: list[str] = []
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        lines.append(line.rstrip())
-        if progress and _PROGRESS.match(line):
-            progress(line.strip())
-    if proc.wait() != 0:
+    base = {**os.environ, "PIP_NO_INPUT": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    with cache.tool_env(base) as env:
+        proc = subprocess.Popen(
+            [*cmd, *specs],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
+        lines: list[str] = []
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line.rstrip())
+            if progress and _PROGRESS.match(line):
+                progress(line.strip())
+        returncode = proc.wait()
+    if returncode != 0:
         raise _download_error(lines, target, no_index)
     return sorted(p for p in dest.iterdir() if p.suffix == ".whl")
 

@@ -36,8 +36,8 @@ def publish_remote(
     """Upload ``wheel`` to ``server``'s plugin store and return what it recorded."""
     import httpx
 
-    from skil_sdk.builder.wheelinfo import read_wheel
-    from skil_sdk.home import sha256_file
+    from skil_sdk.storage import sha256_file
+    from skil_sdk.wheelinfo import read_wheel
 
     info = read_wheel(wheel)
     token = token or server_token()

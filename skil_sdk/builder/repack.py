@@ -1,4 +1,4 @@
-"""A wheel of skil-sdk rebuilt from its installed files (when there is no source tree).
+"""A wheel of an installed distribution rebuilt from its files (skil-sdk without a source tree).
 
 The files listed in the installed distribution's RECORD are written into a wheel with
 sorted entries and fixed timestamps, so the same installation gives the same bytes.
@@ -8,45 +8,17 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import zipfile
-from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
-
-from skil_sdk.builder import cache
-from skil_sdk.builder.hashing import BUILDER_SCHEMA_VERSION, inputs_hash
-from skil_sdk.builder.wheelinfo import WheelInfo, read_wheel
-from skil_sdk.builder.wheels import BuiltWheel
-from skil_sdk.errors import BuildError
-from skil_sdk.home import atomic_directory, atomic_write_text, sha256_file
 
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 _SKIP_DIST_INFO = {"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"}
 
 
-def installed_sdk_wheel(progress: Callable[[str], None] | None = None) -> BuiltWheel:
-    """The wheel of the installed (non-editable) skil-sdk, from the cache or repacked now."""
-    dist = metadata.distribution("skil-sdk")
-    record = dist.read_text("RECORD") or ""
-    if not record:
-        raise BuildError(
-            "The installed skil-sdk has no RECORD, so it cannot be bundled; reinstall it with pip."
-        )
-    digest = hashlib.sha256(record.encode()).hexdigest()
-    key = inputs_hash({"schema": BUILDER_SCHEMA_VERSION, "installed": digest})
-    entry = cache.wheels_dir() / key
-    with atomic_directory(entry) as ad:
-        if not ad.is_finalized():
-            if progress:
-                progress("Packing the installed skil-sdk into a wheel")
-            _repack(dist, ad.work_dir)
-    meta = json.loads((entry / "wheel.json").read_text())
-    info = WheelInfo.from_dict(meta["info"])
-    return BuiltWheel(entry / info.filename, meta["sha256"], info, digest, cached=True)
-
-
-def _repack(dist: metadata.Distribution, out_dir: Path) -> None:
+def repack_wheel(dist: metadata.Distribution, out_dir: Path) -> Path:
+    """Write the wheel of the installed ``dist`` into ``out_dir`` and return its path."""
+    # the wheel's and the installed .dist-info's spelling of the name (`-` escaped as `_`)
     name = dist.metadata["Name"].replace("-", "_")
     version = dist.version
     dist_info = f"{name}-{version}.dist-info"
@@ -64,18 +36,14 @@ def _repack(dist: metadata.Distribution, out_dir: Path) -> None:
     ]
     record_lines.append(f"{dist_info}/RECORD,,")
     entries[f"{dist_info}/RECORD"] = ("\n".join(record_lines) + "\n").encode()
-    filename = f"{name}-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(out_dir / filename, "w", zipfile.ZIP_DEFLATED) as zf:
+    wheel = out_dir / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as zf:
         for arc in sorted(entries, key=lambda a: (a.endswith("/RECORD"), a)):
             info = zipfile.ZipInfo(arc, _EPOCH)
             info.external_attr = 0o644 << 16
             info.compress_type = zipfile.ZIP_DEFLATED
             zf.writestr(info, entries[arc])
-    wheel = out_dir / filename
-    atomic_write_text(
-        out_dir / "wheel.json",
-        json.dumps({"sha256": sha256_file(wheel), "info": read_wheel(wheel).to_dict()}, indent=2),
-    )
+    return wheel
 
 
 def _b64(raw: bytes) -> str:

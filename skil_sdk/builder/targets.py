@@ -7,7 +7,6 @@ build for it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -16,6 +15,7 @@ import sysconfig
 from pathlib import Path
 
 from skil_sdk.errors import InvalidValueError
+from skil_sdk.storage import sha256_bytes
 
 _LEGACY_MANYLINUX = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
 _PLATFORM_PREFIX = r"^(manylinux_\d+_\d+|manylinux\d+|musllinux_\d+_\d+|linux|macosx_\d+_\d+|win)_?"
@@ -145,7 +145,7 @@ def complete_platform_target(path: Path) -> Target:
     impl = re.sub(r"\d+$", "", first[0])
     pip_args += ["--python-version", version, "--implementation", impl, "--abi", first[1]]
     described = {"markers": markers, "tags": list(tags)}
-    digest = hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
+    digest = sha256_bytes(json.dumps(described, sort_keys=True).encode())[:16]
     return Target(
         ident=f"complete-{first[0]}-{first[1]}-{first[2]}-{digest}",
         tags=tags,

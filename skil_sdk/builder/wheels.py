@@ -1,10 +1,12 @@
 """Wheels of provider projects and of skil_sdk itself, cached by source digest.
 
-A project is built with its PEP 517 backend in a clean temporary copy of its source
-(so files deleted from the source never linger) with ``SOURCE_DATE_EPOCH`` fixed, so the
-same source gives the same wheel bytes. The backend runs with this interpreter when
-the project's build requirements are installed here, otherwise in a build environment
-that is created once and reused (``SKIL_HOME/cache/build-envs``).
+A project is built with its PEP 517 backend in a clean copy of its source (a scratch
+folder under ``SKIL_HOME/cache/tmp``, so files deleted from the source never linger)
+with ``SOURCE_DATE_EPOCH`` and the umask fixed, so the same source gives the same wheel
+bytes. The backend runs with this interpreter when the project's build requirements are
+installed here, otherwise in a build environment that is created once and reused
+(``SKIL_HOME/cache/build-envs``). An installed skil-sdk without a source tree is
+repacked from its installed files (:mod:`skil_sdk.builder.repack`), keyed by its RECORD.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +25,15 @@ from skil_sdk.builder.hashing import (
     source_digest,
     source_files,
 )
-from skil_sdk.builder.wheelinfo import WheelInfo, read_wheel
 from skil_sdk.errors import BuildError, InvalidValueError
-from skil_sdk.home import atomic_directory, atomic_write_text, sha256_file
+from skil_sdk.storage import (
+    atomic_directory,
+    atomic_write_text,
+    sha256_bytes,
+    sha256_file,
+    sweep_stale,
+)
+from skil_sdk.wheelinfo import WheelInfo, read_wheel
 
 Progress = Callable[[str], None]
 
@@ -73,28 +80,17 @@ def project_wheel(
     key = inputs_hash(
         {"schema": BUILDER_SCHEMA_VERSION, "source": digest, "python": sys.implementation.cache_tag}
     )
-    entry = cache.wheels_dir() / key
-    hit = _load_entry(entry, digest)
-    if hit is not None:
-        return hit
-    cache.sweep_stale(entry.parent)
-    with atomic_directory(entry) as ad:
-        if not ad.is_finalized():
-            label = _project_name(project_dir)
-            if progress:
-                progress(f"Building the wheel of {label} ({project_dir})")
-            files = source_files(project_dir, include)
-            built = _build_in_clean_copy(project_dir, label, files, find_links, no_index, progress)
-            try:
-                _store_entry(ad.work_dir, built)
-            finally:
-                shutil.rmtree(built.parent.parent, ignore_errors=True)
-    stored = _load_entry(entry, digest, cached=False)
-    if stored is None:
-        raise BuildError(
-            f"The wheel cache entry {entry} is unreadable; run `skil-sdk cache prune`."
+
+    def build(work_dir: Path) -> Path:
+        label = _project_name(project_dir)
+        if progress:
+            progress(f"Building the wheel of {label} ({project_dir})")
+        files = source_files(project_dir, include)
+        return _build_in_clean_copy(
+            project_dir, label, files, work_dir, find_links, no_index, progress
         )
-    return stored
+
+    return _cached_wheel(cache.wheels_dir() / key, digest, build)
 
 
 def sdk_wheel(progress: Progress | None = None) -> BuiltWheel:
@@ -102,9 +98,30 @@ def sdk_wheel(progress: Progress | None = None) -> BuiltWheel:
     root = sdk_source_root()
     if root is not None:
         return project_wheel(root, include=SDK_SOURCE_ENTRIES, progress=progress)
-    from skil_sdk.builder.repack import installed_sdk_wheel
-
     return installed_sdk_wheel(progress)
+
+
+def installed_sdk_wheel(progress: Progress | None = None) -> BuiltWheel:
+    """The wheel of the installed (non-editable) skil-sdk, from the cache or repacked now."""
+    from importlib import metadata
+
+    from skil_sdk.builder.repack import repack_wheel
+
+    dist = metadata.distribution("skil-sdk")
+    record = dist.read_text("RECORD") or ""
+    if not record:
+        raise BuildError(
+            "The installed skil-sdk has no RECORD, so it cannot be bundled; reinstall it with pip."
+        )
+    digest = sha256_bytes(record.encode())
+    key = inputs_hash({"schema": BUILDER_SCHEMA_VERSION, "installed": digest})
+
+    def repack(work_dir: Path) -> Path:
+        if progress:
+            progress("Packing the installed skil-sdk into a wheel")
+        return repack_wheel(dist, work_dir)
+
+    return _cached_wheel(cache.wheels_dir() / key, digest, repack)
 
 
 def sdk_source_root() -> Path | None:
@@ -134,6 +151,23 @@ def _project_name(project_dir: Path) -> str:
         return project_dir.name
 
 
+def _cached_wheel(entry: Path, digest: str, make: Callable[[Path], Path]) -> BuiltWheel:
+    """The wheel cached in ``entry``, or the one ``make(work_dir)`` writes into it now."""
+    hit = _load_entry(entry, digest)
+    if hit is not None:
+        return hit
+    sweep_stale(entry.parent)
+    with atomic_directory(entry) as ad:
+        if not ad.is_finalized():
+            _describe_entry(ad.work_dir, make(ad.work_dir))
+    stored = _load_entry(entry, digest, cached=False)
+    if stored is None:
+        raise BuildError(
+            f"The wheel cache entry {entry} is unreadable; run `skil-sdk cache prune`."
+        )
+    return stored
+
+
 def _load_entry(entry: Path, digest: str, cached: bool = True) -> BuiltWheel | None:
     meta = entry / "wheel.json"
     try:
@@ -147,12 +181,12 @@ def _load_entry(entry: Path, digest: str, cached: bool = True) -> BuiltWheel | N
     return BuiltWheel(path=path, sha256=data["sha256"], info=info, digest=digest, cached=cached)
 
 
-def _store_entry(work_dir: Path, wheel: Path) -> None:
+def _describe_entry(work_dir: Path, wheel: Path) -> None:
+    """Write ``wheel.json`` (sha256 and metadata) beside ``wheel``, already in ``work_dir``."""
     info = read_wheel(wheel)
-    shutil.copyfile(wheel, work_dir / wheel.name)
-    sha = sha256_file(work_dir / wheel.name)
     atomic_write_text(
-        work_dir / "wheel.json", json.dumps({"sha256": sha, "info": info.to_dict()}, indent=2)
+        work_dir / "wheel.json",
+        json.dumps({"sha256": sha256_file(wheel), "info": info.to_dict()}, indent=2),
     )
 
 
@@ -160,30 +194,30 @@ def _build_in_clean_copy(
     project_dir: Path,
     label: str,
     files: list[str],
+    out_dir: Path,
     find_links: Sequence[Path],
     no_index: bool,
     progress: Progress | None,
 ) -> Path:
-    """Copy ``files`` into a fresh temp dir, build a wheel there and return its path."""
+    """Copy ``files`` into a scratch folder, build a wheel there, copy it into ``out_dir``."""
     from skil_sdk.builder.backend import build_wheel
 
-    tmp = Path(tempfile.mkdtemp(prefix="skil-wheel-"))
-    try:
+    with cache.scratch("wheel") as tmp:
         src = tmp / "src" / project_dir.name
         for rel in files:
             target = src / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(project_dir / rel, target)
-        out = tmp / "dist"
-        out.mkdir()
-        return build_wheel(
+        dist = tmp / "dist"
+        dist.mkdir()
+        built = build_wheel(
             src,
-            out,
+            dist,
             label=label,
             find_links=find_links,
             no_index=no_index,
             progress=progress,
         )
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        wheel = out_dir / built.name
+        shutil.copyfile(built, wheel)
+        return wheel

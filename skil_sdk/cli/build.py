@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from skil_sdk.cli.output import emit, info, json_option, table
+from skil_sdk.errors import InvalidValueError
 
 
 def _size(num: float) -> str:
@@ -105,6 +106,23 @@ def publish(path: Path | None, server: str | None, as_json: bool) -> None:
     emit(as_json, result.to_dict(), f"{verb}: {p.name} {p.version} sha256 {p.sha256} to {where}")
 
 
+def _name_and_version(spec: str) -> tuple[str, str | None]:
+    """``NAME`` or ``NAME==VERSION`` as (name, version); a plugin's provider name as it is."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    try:
+        requirement = Requirement(spec)
+    except InvalidRequirement:
+        return spec, None  # not a project name: perhaps a provider (entry point) name
+    specifiers = list(requirement.specifier)
+    exact = len(specifiers) == 1 and specifiers[0].operator == "=="
+    if requirement.extras or requirement.marker or requirement.url or (specifiers and not exact):
+        raise InvalidValueError(
+            f"{spec!r:.80} is not NAME or NAME==VERSION; pass for example skil-squares==0.1.0."
+        )
+    return requirement.name, specifiers[0].version if exact else None
+
+
 @click.group()
 def plugins() -> None:
     """List, show and remove the plugins in the plugin store."""
@@ -143,8 +161,7 @@ def plugins_show(name: str, as_json: bool) -> None:
     """Show a published plugin (NAME or NAME==VERSION; latest version by default)."""
     from skil_sdk.store.plugins import get_plugin
 
-    plain, _, version = name.partition("==")
-    plugin = get_plugin(plain, version or None)
+    plugin = get_plugin(*_name_and_version(name))
 
     def human() -> None:
         for key, value in plugin.to_dict().items():
@@ -164,8 +181,7 @@ def plugins_remove(name: str, as_json: bool) -> None:
     """Remove a plugin: NAME (every version) or NAME==VERSION."""
     from skil_sdk.store.plugins import remove_plugin
 
-    plain, _, version = name.partition("==")
-    removed = remove_plugin(plain, version or None)
+    removed = remove_plugin(*_name_and_version(name))
     emit(
         as_json,
         {"removed": [p.to_dict() for p in removed]},

@@ -2,32 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import click
 
 from skil_sdk.cli.infer import (
-    _Progress,
+    after_job_hint,
     build_spark_args,
+    dry_run_option,
     job_submit_options,
     job_target_options,
+    overwrite_option,
     parse_pairs,
+    run_prepared,
     spark_options,
 )
-from skil_sdk.cli.output import emit, info, json_option
+from skil_sdk.cli.output import emit, json_option
+from skil_sdk.cli.sparkopts import SPARK_OPTIONS_EPILOG
 from skil_sdk.evaluation.metrics import EVAL_TYPES
 
 
-def _spark_options_but_eval_type(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """The SparkArgs options of ``infer``, less ``--eval-type`` (evaluate has its own)."""
-    fn = spark_options(fn)
-    params = getattr(fn, "__click_params__", [])
-    fn.__click_params__ = [p for p in params if p.name != "eval_type"]  # type: ignore[attr-defined]
-    return fn
-
-
-@click.command()
+@click.command(epilog=SPARK_OPTIONS_EPILOG)
 @job_target_options
 @click.option(
     "--eval-type",
@@ -37,7 +32,10 @@ def _spark_options_but_eval_type(fn: Callable[..., Any]) -> Callable[..., Any]:
     help="What to compute.",
 )
 @click.option(
-    "--label-column", default="label", show_default=True, help="The provider's label column."
+    "--label-column",
+    default="label",
+    show_default=True,
+    help="The column holding the labels (a DataFrame's, or the parquet provider's files').",
 )
 @click.option(
     "--threshold",
@@ -52,9 +50,10 @@ def _spark_options_but_eval_type(fn: Callable[..., Any]) -> Callable[..., Any]:
     help="The model output to evaluate (default: the first probability or float output).",
 )
 @click.option("--output", default=None, help="Also write the metrics as JSON to this path.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing --output file.")
+@overwrite_option("metrics file")
+@dry_run_option
 @job_submit_options
-@_spark_options_but_eval_type
+@spark_options(exclude=["eval_type"])
 @json_option
 def evaluate(**values: Any) -> None:
     """Evaluate a model on a provider's labelled data on Spark.
@@ -62,8 +61,7 @@ def evaluate(**values: Any) -> None:
     Metrics are computed on the executors and merged on the driver; see
     docs/evaluation.md for each --eval-type and its JSON keys.
     """
-    from skil_sdk.profiles import apply_profile
-    from skil_sdk.spark.submit import InferenceRequest, submit
+    from skil_sdk.job.request import InferenceRequest
 
     as_json = values.pop("as_json")
     spark_args = build_spark_args(values, parse_pairs(values["conf"], "--conf"))
@@ -87,15 +85,13 @@ def evaluate(**values: Any) -> None:
         advertise_host=values["advertise_host"],
         execution_provider=values["execution_provider"],
         spark_home=values["spark_home"],
+        profile=values["profile"],
         kind="evaluate",
         evaluation=evaluation,
     )
-    request = apply_profile(request, values["profile"])
-    progress = _Progress(enabled=True)
-    try:
-        result = submit(request, on_progress=progress, on_log=info)
-    finally:
-        progress.close()
+    result = run_prepared(request, values, as_json)
+    if result is None:
+        return
 
     def human() -> None:
         metrics = result.metrics or {}
@@ -107,6 +103,7 @@ def evaluate(**values: Any) -> None:
             click.echo(f"  {line}")
         if values["output"]:
             click.echo(f"Metrics written to {values['output']}.")
+        click.echo(after_job_hint(result.job_id))
 
     emit(as_json, result.to_dict(), human)
 

@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
-import typing
 from collections.abc import Callable
 from typing import Any
 
 import click
 
 from skil_sdk.cli.output import emit, info, is_tty_stderr, json_option
+from skil_sdk.cli.sparkopts import SPARK_OPTIONS_EPILOG, build_spark_args, spark_options
 from skil_sdk.errors import InvalidValueError
 
-#: SparkArgs fields that `infer` takes under its own option names.
-_OWN_OPTIONS = {
-    "output_path": "--output",
-    "batch_size": "--batch-size",
-    "data_set_provider": "--provider",
-    "model_path": "--model",
-    "conf": "--conf",
-    "do_inference": "(always true)",
-    "mode": "(always infer)",
-}
-
+__all__ = ["build_spark_args", "job_submit_options", "job_target_options", "spark_options"]
 
 _PAIR_EXAMPLES = {
     "--provider-option": "path=data/",
@@ -44,53 +33,6 @@ def parse_pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
             )
         result[key.strip()] = rest
     return result
-
-
-def _spark_arg_fields() -> list[tuple[str, Any]]:
-    from skil_sdk.spark.args import SparkArgs
-
-    hints = typing.get_type_hints(SparkArgs)
-    return [
-        (f.name, hints[f.name]) for f in dataclasses.fields(SparkArgs) if f.name not in _OWN_OPTIONS
-    ]
-
-
-def spark_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Add one ``--kebab-case`` option per SparkArgs field (SKIL's SparkArgs, all of them)."""
-    from skil_sdk.spark.args import SparkArgs
-
-    defaults = SparkArgs()
-    for name, hint in reversed(_spark_arg_fields()):
-        flag = "--" + name.replace("_", "-")
-        default = getattr(defaults, name)
-        origin = typing.get_origin(hint)
-        if hint is bool:
-            fn = click.option(flag, name, is_flag=True, default=None, help=f"SparkArgs.{name}.")(fn)
-        elif origin is list:
-            fn = click.option(
-                flag, name, multiple=True, help=f"SparkArgs.{name} (repeatable or comma-separated)."
-            )(fn)
-        else:
-            kind = int if int in typing.get_args(hint) or hint is int else str
-            fn = click.option(
-                flag, name, type=kind, default=None, help=f"SparkArgs.{name} (default: {default})."
-            )(fn)
-    return fn
-
-
-def build_spark_args(values: dict[str, Any], conf: dict[str, str]) -> Any:
-    """SparkArgs from the parsed options (unset options keep their defaults)."""
-    from skil_sdk.spark.args import SparkArgs
-
-    given: dict[str, Any] = {}
-    for name, _hint in _spark_arg_fields():
-        value = values.get(name)
-        if value is None or value == ():
-            continue
-        given[name] = list(value) if isinstance(value, tuple) else value
-    given["conf"] = conf
-    given["do_inference"] = True
-    return SparkArgs.from_dict(given)
 
 
 def job_target_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -204,10 +146,60 @@ class _Progress:
             info(self.latest)
 
 
-@click.command()
+def overwrite_option(what: str) -> Callable[..., Any]:
+    """``--overwrite`` (replace an earlier skil-sdk output) or ``--overwrite=force``."""
+    return click.option(
+        "--overwrite",
+        is_flag=False,
+        flag_value="yes",
+        default="no",
+        type=click.Choice(["no", "yes", "force"]),
+        metavar="[=force]",
+        help=f"Replace an existing {what} written by skil-sdk (or an empty directory); "
+        "--overwrite=force replaces whatever is there.",
+    )
+
+
+def dry_run_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--dry-run``: prepare and check the job, print its spec, run nothing."""
+    return click.option(
+        "--dry-run",
+        is_flag=True,
+        help="Check the job and print its prepared spec (profile applied, defaults filled); "
+        "start nothing.",
+    )(fn)
+
+
+def run_prepared(
+    request: Any, values: dict[str, Any], as_json: bool, detach: bool = False
+) -> Any:
+    """Prepare ``request``; with ``--dry-run`` print the spec and return None, else run it
+    with progress on stderr and return its result."""
+    from skil_sdk.job.prepare import prepare
+    from skil_sdk.spark.submit import submit
+
+    job = prepare(request)
+    if values["dry_run"]:
+        emit(as_json, job.to_dict(), lambda: _print_spec(job.to_dict()))
+        return None
+    progress = _Progress(enabled=not detach)
+    try:
+        return submit(job, detach=detach, on_progress=progress, on_log=info)
+    finally:
+        progress.close()
+
+
+def _print_spec(spec: dict[str, Any]) -> None:
+    import json
+
+    click.echo(json.dumps(spec, indent=2))
+    click.echo("The job is valid; run the same command without --dry-run to start it.")
+
+
+@click.command(epilog=SPARK_OPTIONS_EPILOG)
 @job_target_options
 @click.option("--output", required=True, help="Output path (local, hdfs://, s3a://...).")
-@click.option("--overwrite", is_flag=True, help="Replace an existing output path.")
+@overwrite_option("output directory")
 @click.option("--detach", is_flag=True, help="Start the job and return its id at once.")
 @click.option(
     "--keep-column", "keep_columns", multiple=True, help="Copy a provider column into the output."
@@ -222,6 +214,7 @@ class _Progress:
     metavar="KEY=VALUE",
     help="An option for the post-processor (e.g. k=3 for topk).",
 )
+@dry_run_option
 @job_submit_options
 @spark_options
 @json_option
@@ -229,10 +222,10 @@ def infer(**values: Any) -> None:
     """Run a model over a provider's keyed data on Spark and write Parquet.
 
     Each executor fetches the model once, runs onnxruntime locally in batches, and
-    writes `id` beside the model's outputs to --output.
+    writes `id` beside the model's outputs to --output. The job is checked before
+    Spark starts; --dry-run prints what would run.
     """
-    from skil_sdk.profiles import apply_profile
-    from skil_sdk.spark.submit import InferenceRequest, submit
+    from skil_sdk.job.request import InferenceRequest
 
     as_json = values.pop("as_json")
     request = InferenceRequest(
@@ -250,13 +243,11 @@ def infer(**values: Any) -> None:
         advertise_host=values["advertise_host"],
         execution_provider=values["execution_provider"],
         spark_home=values["spark_home"],
+        profile=values["profile"],
     )
-    request = apply_profile(request, values["profile"])
-    progress = _Progress(enabled=not values["detach"])
-    try:
-        result = submit(request, detach=values["detach"], on_progress=progress, on_log=info)
-    finally:
-        progress.close()
+    result = run_prepared(request, values, as_json, detach=values["detach"])
+    if result is None:
+        return
 
     def human() -> None:
         if values["detach"]:
@@ -268,5 +259,13 @@ def infer(**values: Any) -> None:
             f"Job {result.job_id} {result.state}: {result.rows:,} rows written to {result.output} "
             f"in {result.seconds:.1f} s (bundle {result.bundle_hash and result.bundle_hash[:12]})."
         )
+        click.echo(after_job_hint(result.job_id))
 
     emit(as_json, result.to_dict(), human)
+
+
+def after_job_hint(job_id: str) -> str:
+    """Where a finished job's details are (its per-job web page closed with the job)."""
+    return (
+        f"Details: `skil-sdk jobs show {job_id}` (or the jobs page of `skil-sdk serve`)."
+    )

@@ -8,6 +8,10 @@ import numpy as np
 
 from skil_sdk.errors import ModelError
 
+PROBABILITY_TOLERANCE = 1e-6
+"""How far outside [0, 1] a score may be and still count as a probability: a few float32
+roundings (its machine epsilon is 1.2e-7), as in scikit-learn's ``[1.0000001, 0, 0]``."""
+
 
 def classify(
     signature: dict[str, list[dict[str, Any]]], outputs: dict[str, Any]
@@ -18,7 +22,8 @@ def classify(
     output (ZipMap ``seq(map)`` or float ``[N, classes]``) gives its label and that
     label's probability. A model with one float output ``[N, classes]`` gives the index
     of the highest score, and its softmax probability unless the scores already are
-    probabilities (in [0, 1], summing to 1).
+    probabilities: every score in [0, 1] up to float32 rounding (``PROBABILITY_TOLERANCE``)
+    and every row summing to 1. Probabilities are reported clipped into [0, 1].
     """
     specs = signature["outputs"]
     label_spec = _find(specs, _is_label)
@@ -40,13 +45,15 @@ def classify(
     if isinstance(probs, list):
         labels = outputs[label_spec["name"]] if label_spec else [max(r, key=r.get) for r in probs]
         return [
-            {"label": _py(label), "probability": float(row.get(_py(label), 0.0))}
+            {"label": _py(label), "probability": _clip(row.get(_py(label), 0.0))}
             for label, row in zip(labels, probs, strict=True)
         ]
     scores = np.asarray(probs, dtype=np.float64)
     if scores.ndim != 2:
         scores = scores.reshape(scores.shape[0], -1)
-    if not _are_probabilities(scores):
+    if _are_probabilities(scores):
+        scores = np.clip(scores, 0.0, 1.0)
+    else:
         shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
         scores = shifted / shifted.sum(axis=1, keepdims=True)
     index = scores.argmax(axis=1)
@@ -78,9 +85,15 @@ def _find(specs: list[dict[str, Any]], test: Any) -> dict[str, Any] | None:
 
 
 def _are_probabilities(scores: np.ndarray) -> bool:
-    if not np.isfinite(scores).all() or (scores < 0).any() or (scores > 1).any():
+    if not np.isfinite(scores).all():
+        return False
+    if (scores < -PROBABILITY_TOLERANCE).any() or (scores > 1 + PROBABILITY_TOLERANCE).any():
         return False
     return bool(np.allclose(scores.sum(axis=1), 1.0, atol=1e-3))
+
+
+def _clip(probability: Any) -> float:
+    return min(max(float(probability), 0.0), 1.0)
 
 
 def _py(value: Any) -> Any:

@@ -8,17 +8,14 @@ concurrent Python workers on one node download once; a broken download resumes w
 HTTP Range; transient failures are retried with exponential backoff. A completed
 directory is trusted (it was verified before the rename) and costs no network request.
 
-Only httpx and filelock are imported, so executors need no server dependencies.
+Only httpx, filelock and :mod:`skil_sdk.storage` are imported, so executors need no
+server dependencies.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
 import re
-import shutil
 import time
-import uuid
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -26,10 +23,10 @@ import httpx
 from filelock import FileLock
 
 from skil_sdk.errors import IntegrityError, SkilError
+from skil_sdk.storage import atomic_write_text, sha256_file, staged_directory
 
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 _ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,126}[a-z0-9])?$")
-_CHUNK = 1024 * 1024
 _RETRY_STATUS = {429, 502, 503, 504}
 
 
@@ -78,9 +75,7 @@ def _cached(root: Path, ref: Path) -> Path | None:
 
 
 def _write_ref(ref: Path, sha: str, main: str) -> None:
-    tmp = ref.with_name(f".{ref.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(f"{sha} {main}\n")
-    os.replace(tmp, ref)
+    atomic_write_text(ref, f"{sha} {main}\n")
 
 
 def _metadata(client: httpx.Client, model_id: str, retries: int, backoff: float) -> dict[str, Any]:
@@ -111,9 +106,7 @@ def _safe_name(name: str) -> PurePosixPath:
 def _download_all(
     client: httpx.Client, meta: dict[str, Any], target: Path, retries: int, backoff: float
 ) -> None:
-    work = target.with_name(f".{target.name}.{uuid.uuid4().hex}.work")
-    work.mkdir(parents=True)
-    try:
+    with staged_directory(target) as work:
         for entry in meta["files"]:
             name = str(entry["name"])
             url = (
@@ -124,19 +117,13 @@ def _download_all(
             destination = work / _safe_name(name)
             destination.parent.mkdir(parents=True, exist_ok=True)
             _download(client, url, destination, int(entry.get("size", -1)), retries, backoff)
-            actual = _sha256(destination)
+            actual = sha256_file(destination)
             if actual != entry["sha256"]:
                 raise IntegrityError(
                     f"Model {meta['id']!r} file {name} downloaded with sha256 {actual}, expected "
                     f"{entry['sha256']}; check the server's copy with `skil-sdk models show "
                     f"{meta['id']}` and retry."
                 )
-        if target.exists():
-            return
-        os.rename(work, target)
-    finally:
-        if work.exists():
-            shutil.rmtree(work, ignore_errors=True)
 
 
 def _download(
@@ -198,14 +185,6 @@ def _with_retries(call: Any, retries: int, backoff: float, client: httpx.Client)
                 "runs and the URL is right."
             ) from error
         time.sleep(min(backoff * 2 ** (attempt - 1), 10.0))
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 __all__ = ["fetch_model"]

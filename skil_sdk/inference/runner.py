@@ -197,8 +197,3 @@ def get_runner(
             _CACHE[key] = runner
         return runner
 
-
-def clear_runners() -> None:
-    """Forget every cached runner (their sessions are freed when unreferenced)."""
-    with _CACHE_LOCK:
-        _CACHE.clear()

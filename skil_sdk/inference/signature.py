@@ -108,13 +108,6 @@ def signature_from_session(session: Any) -> dict[str, list[dict[str, Any]]]:
     }
 
 
-def row_dims(shape: Sequence[Dim] | None) -> list[Dim]:
-    """The per-row dims of a tensor shape (every dim after the batch dim)."""
-    if not shape:
-        return []
-    return list(shape[1:])
-
-
 def format_shape(shape: Sequence[Dim] | None) -> str:
     """A shape as users read it: ``[N, 1, 28, 28]`` (``?`` for unknown dims)."""
     if shape is None:

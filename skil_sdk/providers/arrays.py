@@ -68,27 +68,49 @@ def arrow_type_of_spark_name(name: str) -> pa.DataType:
     raise ModelError(f"Ids of Spark type {name} are not supported; use integer or string ids.")
 
 
-def _refuse_null_values(values: pa.Array, name: str) -> None:
+def _row_name(ids: Any, row: int) -> str:
+    """How an error names row ``row``: by its id when the ids are known."""
+    if ids is None:
+        return f"row {row}"
+    value = ids[row]
+    value = value.as_py() if hasattr(value, "as_py") else value
+    value = value.item() if isinstance(value, np.generic) else value
+    return f"the row with id {value!r}"
+
+
+def _refuse_null_values(
+    column: pa.Array, flat: pa.Array, name: str, ids: Any
+) -> None:
     """Refuse null values inside rows (numpy would turn them into NaN silently)."""
-    if values.null_count:
+    if flat.null_count:
+        offsets = column.offsets.to_numpy() if hasattr(column, "offsets") else None
+        first = int(np.flatnonzero(flat.is_null().to_numpy(zero_copy_only=False))[0])
+        if offsets is not None:
+            row = int(np.searchsorted(offsets - offsets[0], first, side="right")) - 1
+        else:
+            row = first // column.type.list_size
         raise ModelError(
-            f"Column {name!r} has {values.null_count} null values inside its rows; fill them "
-            "(e.g. with NaN or 0) before inference."
+            f"Column {name!r} has {flat.null_count} null values inside its rows (first in "
+            f"{_row_name(ids, row)}); fill them (e.g. with NaN or 0) before inference."
         )
 
 
-def column_to_matrix(column: pa.Array | pa.ChunkedArray, name: str = "features") -> np.ndarray:
+def column_to_matrix(
+    column: pa.Array | pa.ChunkedArray, name: str = "features", ids: Any = None
+) -> np.ndarray:
     """A list (or scalar) column of N rows as a 2-D numpy array of N rows.
 
-    Every row must hold the same number of values and none may be null.
+    Every row must hold the same number of values and none may be null; an error names
+    the offending row by its id when ``ids`` (the batch's id column) is given.
     """
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
     n = len(column)
     if column.null_count:
+        row = int(np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))[0])
         raise ModelError(
-            f"Column {name!r} has {column.null_count} null rows; drop or fill them "
-            "before inference."
+            f"Column {name!r} has {column.null_count} null rows (first: "
+            f"{_row_name(ids, row)}); drop or fill them before inference."
         )
     if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
         lengths = pc.list_value_length(column).to_numpy(zero_copy_only=False)
@@ -96,24 +118,27 @@ def column_to_matrix(column: pa.Array | pa.ChunkedArray, name: str = "features")
             row = int(np.argmax(lengths != lengths[0]))
             raise ModelError(
                 f"Rows of column {name!r} have different feature lengths "
-                f"({int(lengths[0])} in row 0, {int(lengths[row])} in row {row}); every row "
-                "must have the length the model expects."
+                f"({int(lengths[0])} in {_row_name(ids, 0)}, {int(lengths[row])} in "
+                f"{_row_name(ids, row)}); every row must have the length the model expects."
             )
         flat = column.flatten()
-        _refuse_null_values(flat, name)
+        _refuse_null_values(column, flat, name, ids)
         values = flat.to_numpy(zero_copy_only=False)
         width = int(lengths[0]) if n else 0
         return values.reshape(n, width)
     if pa.types.is_fixed_size_list(column.type):
         flat = column.flatten()
-        _refuse_null_values(flat, name)
+        _refuse_null_values(column, flat, name, ids)
         values = flat.to_numpy(zero_copy_only=False)
         return values.reshape(n, column.type.list_size)
     return column.to_numpy(zero_copy_only=False).reshape(n, 1)
 
 
-def features_from_batch(batch: pa.RecordBatch, columns: list[str]) -> Any:
-    """Features of a record batch: one matrix, or a dict of column name to matrix."""
+def features_from_batch(batch: pa.RecordBatch, columns: list[str], ids: Any = None) -> Any:
+    """Features of a record batch: one matrix, or a dict of column name to matrix.
+
+    ``ids`` (the batch's ids) lets an error name the offending row by its id.
+    """
     if len(columns) == 1:
-        return column_to_matrix(batch.column(columns[0]), columns[0])
-    return {c: column_to_matrix(batch.column(c), c) for c in columns}
+        return column_to_matrix(batch.column(columns[0]), columns[0], ids)
+    return {c: column_to_matrix(batch.column(c), c, ids) for c in columns}

@@ -7,7 +7,7 @@ splits (Parquet row groups, ranges of ``.npy`` rows); the executors read them.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from skil_sdk.providers.interface import ExecutorSource, KeyedDataSetProvider, P
 
 
 def _require(options: dict[str, str], name: str, provider: str) -> str:
+    """An option ``data()`` needs (jobs check it before Spark; direct calls get this)."""
     value = options.get(name)
     if not value:
         raise InvalidValueError(
@@ -26,16 +27,6 @@ def _require(options: dict[str, str], name: str, provider: str) -> str:
             f"--provider-option {name}=PATH."
         )
     return value
-
-
-def _check_known(options: dict[str, str], allowed: Sequence[ProviderOption], provider: str) -> None:
-    names = {o.name for o in allowed}
-    for key in options:
-        if key not in names:
-            raise InvalidValueError(
-                f"The {provider} provider has no option {key!r} (it takes: "
-                f"{', '.join(sorted(names))})."
-            )
 
 
 def _split_columns(raw: str) -> list[str]:
@@ -146,6 +137,7 @@ class ParquetSource(ExecutorSource):
                 f"{', '.join(schema.names)}); set --provider-option id=... / features=..."
             )
         self._id_arrow_type = schema.field(id_column).type
+        self._column_names = list(schema.names)
 
     def splits(self) -> list[ParquetSplit]:
         return list(self._splits)
@@ -159,18 +151,39 @@ class ParquetSource(ExecutorSource):
         return spark_type_of(self._id_arrow_type)
 
     def read(self, split: ParquetSplit, batch_size: int) -> Iterator[tuple[Any, Any]]:
-        import pyarrow.parquet as pq
-
         from skil_sdk.providers.arrays import features_from_batch
 
+        for batch in self._batches(split, batch_size, []):
+            ids = batch.column(self.id_column)
+            yield ids, features_from_batch(batch, self.feature_columns, ids)
+
+    def has_labels(self, label_column: str) -> bool:
+        """Whether the files have the column ``label_column``."""
+        return label_column in self._column_names
+
+    def read_labelled(
+        self, split: ParquetSplit, batch_size: int, label_column: str
+    ) -> Iterator[tuple[Any, Any, np.ndarray]]:
+        """``(ids, features, labels)`` read in one pass, the labels from ``label_column``."""
+        from skil_sdk.providers.arrays import column_to_matrix, features_from_batch
+
+        for batch in self._batches(split, batch_size, [label_column]):
+            ids = batch.column(self.id_column)
+            yield (
+                ids,
+                features_from_batch(batch, self.feature_columns, ids),
+                column_to_matrix(batch.column(label_column), label_column, ids),
+            )
+
+    def _batches(self, split: ParquetSplit, batch_size: int, extra: list[str]) -> Iterator[Any]:
+        import pyarrow.parquet as pq
+
+        columns = [self.id_column, *self.feature_columns, *extra]
         with self._filesystem.open_input_file(split.path) as handle:
             parquet = pq.ParquetFile(handle)
-            for batch in parquet.iter_batches(
-                batch_size=batch_size,
-                row_groups=[split.row_group],
-                columns=[self.id_column, *self.feature_columns],
-            ):
-                yield batch.column(self.id_column), features_from_batch(batch, self.feature_columns)
+            yield from parquet.iter_batches(
+                batch_size=batch_size, row_groups=[split.row_group], columns=columns
+            )
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -184,7 +197,10 @@ class ParquetProvider(KeyedDataSetProvider):
     PLUGIN_NAME = "parquet"
     OPTIONS = (
         ProviderOption(
-            "path", "a Parquet file or directory (local, s3://, hdfs://)", required=True
+            "path",
+            "a Parquet file or directory (local, s3://, hdfs://)",
+            required=True,
+            type="path",
         ),
         ProviderOption("id", "the id column", default="id"),
         ProviderOption(
@@ -195,15 +211,14 @@ class ParquetProvider(KeyedDataSetProvider):
         ProviderOption(
             "s3_endpoint", "an S3-compatible endpoint for s3:// paths, e.g. http://minio:9000"
         ),
-        ProviderOption("anonymous", "true: read s3:// without credentials", default="false"),
+        ProviderOption(
+            "anonymous", "true: read s3:// without credentials", default="false", type="bool"
+        ),
     )
 
     def data(self, spark: Any, **options: str) -> ParquetSource:
-        _check_known(options, self.OPTIONS, self.PLUGIN_NAME)
         path = _require(options, "path", self.PLUGIN_NAME)
         anonymous = options.get("anonymous", "false").lower()
-        if anonymous not in ("true", "false"):
-            raise InvalidValueError(f"anonymous must be true or false, not {anonymous!r}.")
         return ParquetSource(
             path,
             options.get("id", "id"),
@@ -218,19 +233,23 @@ class CsvProvider(KeyedDataSetProvider):
 
     PLUGIN_NAME = "csv"
     OPTIONS = (
-        ProviderOption("path", "a CSV file or directory", required=True),
+        ProviderOption("path", "a CSV file, directory or glob", required=True, type="path"),
         ProviderOption("id", "the id column", default="id"),
         ProviderOption(
-            "features", "the feature columns, comma-separated (default: every other column)"
+            "features",
+            "the feature columns, comma-separated (default: every column but id and label)",
         ),
         ProviderOption("separator", "the field separator", default=","),
-        ProviderOption("label", "a label column kept for evaluation jobs"),
+        ProviderOption(
+            "label",
+            "the label column, kept as 'label' for evaluation jobs (used when present)",
+            default="label",
+        ),
     )
 
     def data(self, spark: Any, **options: str) -> Any:
         from pyspark.sql import functions as F
 
-        _check_known(options, self.OPTIONS, self.PLUGIN_NAME)
         path = _require(options, "path", self.PLUGIN_NAME)
         id_column = options.get("id", "id")
         frame = (
@@ -244,7 +263,14 @@ class CsvProvider(KeyedDataSetProvider):
                 f"The CSV data at {path!r} has no column {id_column!r} (columns: "
                 f"{', '.join(frame.columns)}); set --provider-option id=COLUMN."
             )
-        label = options.get("label")
+        label = options.get("label", "label")
+        if label not in frame.columns:
+            if "label" in options and options["label"] != "label":
+                raise InvalidValueError(
+                    f"The CSV data at {path!r} has no label column {label!r} (columns: "
+                    f"{', '.join(frame.columns)}); set --provider-option label=COLUMN."
+                )
+            label = ""
         if options.get("features"):
             features = _split_columns(options["features"])
         else:
@@ -265,38 +291,67 @@ class CsvProvider(KeyedDataSetProvider):
 
 @dataclass(frozen=True)
 class NumpySplit:
-    """A range of rows of one ``.npy`` file; ids start at ``first_id``."""
+    """A range of rows of one ``.npy`` file (and its labels file); ids start at ``first_id``."""
 
     path: str
     start: int
     stop: int
     first_id: int
+    labels: str | None = None
+
+
+def _npy_files(path: str) -> list[Path]:
+    root = Path(path).expanduser()
+    if root.is_dir():
+        return sorted(root.glob("*.npy"))
+    return [root] if root.is_file() else []
 
 
 class NumpySource(ExecutorSource):
-    """``.npy`` files read by the executors (memory-mapped, in ranges of rows)."""
+    """``.npy`` files read by the executors (memory-mapped, in ranges of rows).
 
-    def __init__(self, path: str, rows_per_split: int) -> None:
-        root = Path(path)
-        if root.is_dir():
-            files = sorted(root.glob("*.npy"))
-        elif root.is_file():
-            files = [root]
-        else:
-            files = []
+    ``labels`` names a ``.npy`` file (or a directory of them, one per features file, in
+    the same order) holding one label per row, for evaluation jobs.
+    """
+
+    def __init__(self, path: str, rows_per_split: int, labels: str | None = None) -> None:
+        files = _npy_files(path)
         if not files:
             raise InvalidValueError(
                 f"No .npy files at {path!r}; point the path option at a .npy file or a "
                 "directory of them."
             )
+        label_files: list[Path | None] = [None] * len(files)
+        if labels:
+            found = _npy_files(labels)
+            if len(found) != len(files):
+                raise InvalidValueError(
+                    f"The labels option names {len(found)} .npy file(s) for {len(files)} "
+                    "features file(s); give one labels file per features file."
+                )
+            label_files = list(found)
         self._splits: list[NumpySplit] = []
         first_id = 0
-        for file in files:
+        for file, label_file in zip(files, label_files, strict=True):
             rows = _npy_rows(file)
+            if label_file is not None and _npy_rows(label_file) != rows:
+                raise InvalidValueError(
+                    f"{label_file} has {_npy_rows(label_file)} labels for the {rows} rows of "
+                    f"{file}; give one label per row."
+                )
             for start in range(0, rows, rows_per_split):
                 stop = min(rows, start + rows_per_split)
-                self._splits.append(NumpySplit(str(file), start, stop, first_id + start))
+                self._splits.append(
+                    NumpySplit(
+                        str(file),
+                        start,
+                        stop,
+                        first_id + start,
+                        str(label_file) if label_file else None,
+                    )
+                )
             first_id += rows
+        self._labelled = labels is not None
 
     def splits(self) -> list[NumpySplit]:
         return list(self._splits)
@@ -313,8 +368,24 @@ class NumpySource(ExecutorSource):
             ids = np.arange(offset + start, offset + stop, dtype=np.int64)
             yield ids, chunk.reshape(len(chunk), -1)
 
+    def has_labels(self, label_column: str) -> bool:
+        """Whether a labels file was given (``label_column`` does not apply to .npy)."""
+        return self._labelled
+
+    def labels(self, split: NumpySplit, batch_size: int) -> Iterator[tuple[Any, np.ndarray]]:
+        if split.labels is None:
+            raise InvalidValueError(
+                "The numpy provider has no labels; pass --provider-option labels=LABELS.npy."
+            )
+        array = np.load(split.labels, mmap_mode="r")
+        offset = split.first_id - split.start
+        for start in range(split.start, split.stop, batch_size):
+            stop = min(split.stop, start + batch_size)
+            ids = np.arange(offset + start, offset + stop, dtype=np.int64)
+            yield ids, np.asarray(array[start:stop]).reshape(stop - start, -1)
+
     def __getstate__(self) -> dict[str, Any]:
-        return {"_splits": []}
+        return {"_splits": [], "_labelled": self._labelled}
 
 
 def _npy_rows(path: Path) -> int:
@@ -332,19 +403,24 @@ class NumpyProvider(KeyedDataSetProvider):
 
     PLUGIN_NAME = "numpy"
     OPTIONS = (
-        ProviderOption("path", "a .npy file or a directory of .npy files", required=True),
-        ProviderOption("rows_per_split", "rows per Spark task", default="65536"),
+        ProviderOption(
+            "path", "a .npy file or a directory of .npy files", required=True, type="path"
+        ),
+        ProviderOption(
+            "rows_per_split", "rows per Spark task", default="65536", type="int", minimum=1
+        ),
+        ProviderOption(
+            "labels",
+            "a .npy file (or directory of them) of labels, one per row, for evaluation jobs",
+            type="path",
+        ),
     )
 
     def data(self, spark: Any, **options: str) -> NumpySource:
-        _check_known(options, self.OPTIONS, self.PLUGIN_NAME)
         path = _require(options, "path", self.PLUGIN_NAME)
-        try:
-            rows_per_split = int(options.get("rows_per_split", "65536"))
-        except ValueError:
-            rows_per_split = 0
+        rows_per_split = int(options.get("rows_per_split", "65536"))
         if rows_per_split < 1:
             raise InvalidValueError(
                 "The numpy provider's rows_per_split must be a positive integer, e.g. 65536."
             )
-        return NumpySource(path, rows_per_split)
+        return NumpySource(path, rows_per_split, options.get("labels"))

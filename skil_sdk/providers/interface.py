@@ -50,14 +50,60 @@ if TYPE_CHECKING:
     import numpy as np
 
 
+#: The value types an option can declare (``ProviderOption.type``).
+OPTION_TYPES = ("string", "int", "float", "bool", "choice", "path")
+
+
 @dataclass(frozen=True)
 class ProviderOption:
-    """One option a provider accepts (``--provider-option name=value``)."""
+    """One option a provider accepts (``--provider-option name=value``).
+
+    The SDK enforces what an option declares before the job starts (before Spark):
+    an option the provider does not declare is refused, a ``required`` one must be
+    given, a missing one takes its ``default``, and the value must be of its ``type``:
+
+    * ``string`` (the default): any text;
+    * ``int`` / ``float``: a number, at least ``minimum`` when that is set;
+    * ``bool``: ``true`` or ``false`` (also ``1``/``0``, ``yes``/``no``), passed on as
+      ``"true"`` or ``"false"``;
+    * ``choice``: one of ``choices``;
+    * ``path``: a file or directory; a local path (no ``scheme://``, no wildcard) must
+      exist on the submitting machine.
+
+    ``data()`` still receives strings. A provider that declares no options takes any.
+    """
 
     name: str
     help: str
     default: str | None = None
     required: bool = False
+    type: str = "string"
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.type not in OPTION_TYPES:
+            raise ValueError(
+                f"ProviderOption {self.name!r} has type {self.type!r}; use one of "
+                f"{', '.join(OPTION_TYPES)}."
+            )
+        if self.type == "choice" and not self.choices:
+            raise ValueError(f"ProviderOption {self.name!r} is a choice without choices.")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (``skil-sdk providers list --json``)."""
+        data: dict[str, Any] = {
+            "name": self.name,
+            "help": self.help,
+            "default": self.default,
+            "required": self.required,
+            "type": self.type,
+        }
+        if self.choices:
+            data["choices"] = list(self.choices)
+        if self.minimum is not None:
+            data["minimum"] = self.minimum
+        return data
 
 
 class ExecutorSource(abc.ABC):
@@ -95,6 +141,36 @@ class ExecutorSource(abc.ABC):
             f"{type(self).__name__} provides no labels; implement its labels() method, or "
             "have the provider return a DataFrame with a label column."
         )
+
+    def has_labels(self, label_column: str) -> bool:
+        """Whether evaluation jobs can read labels (``label_column`` is ``--label-column``).
+
+        By default: whether the class implements :meth:`labels`. A source that reads
+        labels from a column of its files overrides this and :meth:`read_labelled`.
+        """
+        return type(self).labels is not ExecutorSource.labels
+
+    def read_labelled(
+        self, split: Any, batch_size: int, label_column: str
+    ) -> Iterator[tuple[Any, Any, np.ndarray]]:
+        """Yield ``(ids, features, labels)`` batches, for evaluation jobs.
+
+        By default :meth:`read` and :meth:`labels` side by side, which must yield the
+        same ids in the same order.
+        """
+        import numpy as np
+
+        from skil_sdk.errors import ProviderError
+
+        for (ids, features), (label_ids, labels) in zip(
+            self.read(split, batch_size), self.labels(split, batch_size), strict=True
+        ):
+            if not np.array_equal(np.asarray(ids), np.asarray(label_ids)):
+                raise ProviderError(
+                    f"{type(self).__name__}'s labels are not in the order of its rows; "
+                    "labels() must yield the ids read() yields."
+                )
+            yield ids, features, labels
 
 
 class KeyedDataSetProvider(abc.ABC):

@@ -101,6 +101,10 @@ class MnistSource(ExecutorSource):
                 pixels = np.frombuffer(raw, dtype=np.uint8).reshape(stop - start, self.pixels)
                 yield np.arange(start, stop, dtype=np.int64), pixels.astype(np.float32) / 255.0
 
+    def has_labels(self, label_column: str) -> bool:
+        """Whether a labels file was found or given (``label_column`` does not apply)."""
+        return self.labels_path is not None
+
     def labels(self, split: MnistSplit, batch_size: int) -> Iterator[tuple[Any, np.ndarray]]:
         if self.labels_path is None:
             raise InvalidValueError(
@@ -120,22 +124,28 @@ class MnistProvider(KeyedDataSetProvider):
     PLUGIN_NAME = "mnist"
     OPTIONS = (
         ProviderOption(
-            "path", "a directory holding the IDX files, or the images file itself", required=True
+            "path",
+            "a directory holding the IDX files, or the images file itself",
+            required=True,
+            type="path",
         ),
-        ProviderOption("split", "train or test (when path is a directory)", default="test"),
-        ProviderOption("labels", "the labels file (found beside the images by default)"),
-        ProviderOption("records_per_split", "records per Spark task", default="10000"),
-        ProviderOption("limit", "read only the first N records"),
+        ProviderOption(
+            "split",
+            "train or test (when path is a directory)",
+            default="test",
+            type="choice",
+            choices=("train", "test"),
+        ),
+        ProviderOption(
+            "labels", "the labels file (found beside the images by default)", type="path"
+        ),
+        ProviderOption(
+            "records_per_split", "records per Spark task", default="10000", type="int", minimum=1
+        ),
+        ProviderOption("limit", "read only the first N records", type="int", minimum=0),
     )
 
     def data(self, spark: Any, **options: str) -> MnistSource:
-        known = {o.name for o in self.OPTIONS}
-        for key in options:
-            if key not in known:
-                raise InvalidValueError(
-                    f"The mnist provider has no option {key!r} (it takes: "
-                    f"{', '.join(sorted(known))})."
-                )
         if not options.get("path"):
             raise InvalidValueError(
                 "The mnist provider needs the option 'path'; pass --provider-option path=DIR."

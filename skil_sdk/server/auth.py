@@ -18,7 +18,8 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from skil_sdk.errors import AuthError, ForbiddenError
-from skil_sdk.home import atomic_write_text, file_lock, skil_home
+from skil_sdk.home import file_lock, skil_home
+from skil_sdk.storage import atomic_write_text
 
 TOKEN_FILE = "server.token"
 TOKEN_ENV = "SKIL_SERVER_TOKEN"

@@ -6,7 +6,9 @@ oversized bodies (413) and unexpected failures (500).
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -117,13 +119,23 @@ def install_error_handlers(app: FastAPI) -> None:
 class BodyLimitMiddleware:
     """Answer 413 (in the one error shape) to a request body over ``max_bytes``.
 
-    A declared ``Content-Length`` over the limit is refused before reading; a body that
-    grows past it while streaming stops being read and the response becomes the 413.
+    A declared ``Content-Length`` over the limit is refused before the app sees the
+    request; a body that grows past it while streaming stops reaching the app and the
+    response becomes the 413. Either way the 413 is sent at once and the rest of the
+    body is then read and discarded before the response ends, so the connection closes
+    only once the client has sent everything: a client that writes its whole body
+    before reading (as httpx and requests do) reads the 413 instead of a reset. At most
+    ``drain_bytes`` are discarded (default: four times ``max_bytes``, at least 64 MiB);
+    a client still sending past that is disconnected. A client that waits for
+    ``100 Continue`` gets the 413 instead, and nothing is read.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, drain_bytes: int | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        if drain_bytes is None:
+            drain_bytes = max(4 * max_bytes, 64 * 1024 * 1024)
+        self.drain_bytes = drain_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -131,36 +143,39 @@ class BodyLimitMiddleware:
             return
         declared = _content_length(scope)
         if declared is not None and declared > self.max_bytes:
-            await self._too_large(scope, receive, send)
+            await self._too_large(receive, send, drain=not _expects_continue(scope))
             return
-        state = {"read": 0, "exceeded": False, "started": False}
+        state = _BodyState()
 
         async def limited_receive() -> Message:
             message = await receive()
             if message["type"] == "http.request":
-                state["read"] += len(message.get("body", b""))
-                if state["read"] > self.max_bytes:
-                    state["exceeded"] = True
+                state.read += len(message.get("body", b""))
+                state.done = not message.get("more_body", False)
+                if state.read > self.max_bytes:
+                    state.exceeded = True
                     raise _BodyTooLarge()
+            elif message["type"] == "http.disconnect":
+                state.done = True
             return message
 
         async def guarded_send(message: Message) -> None:
-            if state["exceeded"]:
-                if not state["started"]:
-                    state["started"] = True
-                    await self._too_large(scope, receive, send)
+            if state.exceeded:
+                if not state.started:
+                    state.started = True
+                    await self._too_large(receive, send, drain=not state.done)
                 return
             if message["type"] == "http.response.start":
-                state["started"] = True
+                state.started = True
             await send(message)
 
-        try:
+        with contextlib.suppress(_BodyTooLarge):
             await self.app(scope, limited_receive, guarded_send)
-        except _BodyTooLarge:
-            if not state["started"]:
-                await self._too_large(scope, receive, send)
+        if state.exceeded and not state.started:
+            state.started = True
+            await self._too_large(receive, send, drain=not state.done)
 
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _too_large(self, receive: Receive, send: Send, *, drain: bool) -> None:
         response = error_response(
             413,
             "too_large",
@@ -168,11 +183,41 @@ class BodyLimitMiddleware:
             "smaller body or start the server with a higher --max-upload-mb.",
             headers={"Connection": "close"},
         )
-        await response(scope, receive, send)
+        await send({"type": "http.response.start", "status": 413, "headers": response.raw_headers})
+        await send({"type": "http.response.body", "body": response.body, "more_body": drain})
+        if drain:
+            await self._discard_body(receive)
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _discard_body(self, receive: Receive) -> None:
+        """Read the rest of the request body (up to ``drain_bytes``) and drop it."""
+        discarded = 0
+        while discarded <= self.drain_bytes:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            discarded += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                return
+
+
+@dataclass
+class _BodyState:
+    read: int = 0
+    done: bool = False
+    exceeded: bool = False
+    started: bool = False
 
 
 class _BodyTooLarge(Exception):
     pass
+
+
+def _expects_continue(scope: Scope) -> bool:
+    return any(
+        key == b"expect" and value.strip().lower() == b"100-continue"
+        for key, value in scope.get("headers", [])
+    )
 
 
 def _content_length(scope: Scope) -> int | None:

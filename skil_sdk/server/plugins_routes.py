@@ -11,6 +11,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from fastapi import APIRouter, Depends, File, UploadFile
+from packaging.utils import canonicalize_name
 
 from skil_sdk.errors import InvalidValueError
 from skil_sdk.home import skil_home
@@ -54,10 +55,6 @@ def check_wheel(path: Path, filename: str) -> dict[str, str]:
     return {"name": str(name), "version": str(version)}
 
 
-def _canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def _same_version(from_filename: str, from_metadata: str) -> bool:
     from packaging.version import InvalidVersion, Version
 
@@ -92,7 +89,7 @@ def upload_plugin(
         with target.open("wb") as handle:
             shutil.copyfileobj(file.file, handle, 1024 * 1024)
         meta = check_wheel(target, filename)
-        if _canonical(filename.split("-")[0]) != _canonical(meta["name"]):
+        if canonicalize_name(filename.split("-")[0]) != canonicalize_name(meta["name"]):
             raise InvalidValueError(
                 f"{filename} does not match its METADATA name {meta['name']!r}; rebuild the wheel."
             )

@@ -14,10 +14,15 @@ from markupsafe import Markup, escape
 
 LOG_TAIL_LINES = 80
 LOG_TAIL_BYTES = 64 * 1024
-_SPARK_UI = re.compile(
-    r"Bound SparkUI to \S+, and started at (https?://[^\s'\"<>]+)"
-    r"|Start Jetty ([\w.:\[\]-]+):(\d+) for SparkUI"
+# Spark's own whole address of its UI: Spark 3 logs it once bound, every version on stopping.
+_SPARK_UI_AT = re.compile(
+    r"(?:Bound SparkUI to \S+, and started at|Stopped Spark web UI at) (https?://[^\s'\"<>]+)"
 )
+# The port Spark bound (4041 and up when 4040 was taken), and the address it bound to.
+_SPARK_UI_PORT = re.compile(r"Successfully started service 'SparkUI' on port (\d+)")
+_SPARK_UI_BIND = re.compile(r"Start Jetty ([\w.:\[\]-]+):\d+ for SparkUI")
+_SPARK_DRIVER_HOST = re.compile(r"BlockManagerId\(driver, ([\w.:\[\]-]+), \d+")
+_WILDCARD_HOSTS = ("0.0.0.0", "[::]", "::")
 _SPARK_UI_STOPPED = "Stopped Spark web UI"
 
 
@@ -181,16 +186,24 @@ def log_head(log_path: str | None) -> str:
 
 
 def spark_ui_url(job: dict[str, Any], log: str) -> dict[str, Any] | None:
-    """The Spark UI of the job's driver (from its record or its log): ``url`` and ``live``."""
+    """The Spark UI of the job's driver (from its record or its log): ``url`` and ``live``.
+
+    The address is the one Spark reported: its whole URL when it logged one, else the port
+    it says it bound (not the 4040 it first tried) on the address it bound to, or on the
+    driver's host when it bound to every interface. ``None`` until Spark reports a port.
+    """
     recorded = (job.get("details") or {}).get("spark_ui_url")
     stopped = _SPARK_UI_STOPPED in log or job.get("state") in ("SUCCEEDED", "FAILED", "KILLED")
     if isinstance(recorded, str) and recorded.startswith(("http://", "https://")):
         return {"url": recorded, "live": not stopped}
-    found = _SPARK_UI.findall(log)
-    if not found:
+    urls = _SPARK_UI_AT.findall(log)
+    if urls:
+        return {"url": urls[-1], "live": not stopped}
+    ports = _SPARK_UI_PORT.findall(log)
+    if not ports:
         return None
-    bound, host, port = found[-1]
-    if not bound:
-        host = "localhost" if host in ("0.0.0.0", "[::]", "::") else host
-        bound = f"http://{host}:{port}"
-    return {"url": bound, "live": not stopped}
+    binds = [h for h in _SPARK_UI_BIND.findall(log) if h not in _WILDCARD_HOSTS]
+    host = binds[-1] if binds else (_SPARK_DRIVER_HOST.findall(log) or ["localhost"])[-1]
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return {"url": f"http://{host}:{ports[-1]}", "live": not stopped}

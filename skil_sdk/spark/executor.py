@@ -8,7 +8,6 @@ atomic, locked), keeps one onnxruntime session per process, and turns batches of
 from __future__ import annotations
 
 import os
-import pickle
 import socket
 import sys
 import tempfile
@@ -17,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 
 from skil_sdk.spark.schema import ColumnSpec, spark_column_name
@@ -115,59 +113,68 @@ def _postprocessor(config: ExecutorConfig) -> Any:
     return get_postprocessor(config.postprocess)
 
 
-def _rebatch(
-    batches: Iterable[tuple[Any, Any, list[Any]]], size: int
-) -> Iterator[tuple[Any, Any, list[Any]]]:
-    """Cut incoming batches into pieces of at most ``size`` rows."""
-    for ids, features, kept in batches:
-        rows = len(ids)
+def rebatch(batches: Iterable[Any], size: int) -> Iterator[Any]:
+    """Cut incoming :class:`~skil_sdk.spark.adapter.Batch` es into pieces of at most
+    ``size`` rows."""
+    for batch in batches:
+        rows = len(batch.ids)
         if rows <= size:
-            yield ids, features, kept
+            yield batch
             continue
         for start in range(0, rows, size):
             stop = min(rows, start + size)
-            part = (
-                {k: v[start:stop] for k, v in features.items()}
-                if isinstance(features, dict)
-                else features[start:stop]
+            yield batch._make(
+                (
+                    batch.ids[start:stop],
+                    _slice_features(batch.features, start, stop),
+                    [k.slice(start, stop - start) for k in batch.kept],
+                    None if batch.labels is None else batch.labels[start:stop],
+                )
             )
-            yield ids[start:stop], part, [k.slice(start, stop - start) for k in kept]
+
+
+def _slice_features(features: Any, start: int, stop: int) -> Any:
+    if isinstance(features, dict):
+        return {k: v[start:stop] for k, v in features.items()}
+    return features[start:stop]
 
 
 def infer_batches(
     config: ExecutorConfig,
-    batches: Iterable[tuple[Any, Any, list[Any]]],
+    batches: Iterable[Any],
     id_arrow_type: pa.DataType,
     stats: Any = None,
 ) -> Iterator[pa.RecordBatch]:
-    """Run the model over ``(ids, features, kept_columns)`` batches; yield output batches."""
+    """Run the model over :class:`~skil_sdk.spark.adapter.Batch` es; yield output batches."""
     runner = model_runner(config)
     postprocess = _postprocessor(config)
     options = dict(config.postprocess_options)
     schema = config.arrow_schema(id_arrow_type)
     rows_done = 0
-    for ids, features, kept in _rebatch(batches, config.batch_size):
+    for batch in rebatch(batches, config.batch_size):
+        ids = batch.ids
         rows = len(ids)
         if rows == 0:
             continue
-        outputs = runner.run(features)
+        outputs = runner.run(batch.features)
         if postprocess is not None:
             outputs = postprocess(outputs, **options)
         by_column = {spark_column_name(name): value for name, value in outputs.items()}
         arrays = [ids if isinstance(ids, pa.Array) else pa.array(ids, type=id_arrow_type)]
-        arrays += list(kept)
+        arrays += list(batch.kept)
         arrays += [spec.to_arrow(by_column[spec.name], rows) for spec in config.columns]
         rows_done += rows
         yield pa.RecordBatch.from_arrays(arrays, schema=schema)
     if stats is not None:
-        stats.add({_process_key(): _process_record(config, rows_done)})
+        stats.add({_process_key(): process_record(rows_done)})
 
 
 def _process_key() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _process_record(config: ExecutorConfig, rows: int) -> dict[str, Any]:
+def process_record(rows: int) -> dict[str, Any]:
+    """This worker process's record: host, pid, Python, bundle and rows done."""
     return {
         "host": socket.gethostname(),
         "pid": os.getpid(),
@@ -187,64 +194,6 @@ def bundle_hash_in_process() -> str | None:
     if name.startswith("skil-bundle-") and name.endswith(".pex"):
         return name[len("skil-bundle-") : -len(".pex")]
     return None
-
-
-# ---------------------------------------------------------------- batch sources
-
-
-def source_batches(
-    source: Any, splits: Iterable[bytes], batch_size: int
-) -> Iterator[tuple[Any, Any, list[Any]]]:
-    """Batches read by an :class:`~skil_sdk.ExecutorSource` from pickled splits."""
-    for raw in splits:
-        split = pickle.loads(raw)
-        for ids, features in source.read(split, batch_size):
-            yield ids, features, []
-
-
-def frame_batches(
-    record_batches: Iterable[pa.RecordBatch], feature_columns: list[str], keep: list[str]
-) -> Iterator[tuple[Any, Any, list[Any]]]:
-    """Batches of a DataFrame provider's rows (``id``, features, kept columns)."""
-    from skil_sdk.providers.arrays import features_from_batch
-
-    for batch in record_batches:
-        if batch.num_rows == 0:
-            continue
-        yield (
-            batch.column("id"),
-            features_from_batch(batch, feature_columns),
-            [batch.column(k) for k in keep],
-        )
-
-
-def pair_batches(
-    pairs: Iterable[tuple[Any, Any]], batch_size: int
-) -> Iterator[tuple[Any, Any, list[Any]]]:
-    """Batches of an RDD provider's ``(key, ndarray)`` pairs."""
-    keys: list[Any] = []
-    rows: list[np.ndarray] = []
-    for key, value in pairs:
-        keys.append(key)
-        rows.append(np.asarray(value).reshape(-1))
-        if len(keys) == batch_size:
-            yield keys, _stack(rows, keys), []
-            keys, rows = [], []
-    if keys:
-        yield keys, _stack(rows, keys), []
-
-
-def _stack(rows: list[np.ndarray], keys: list[Any]) -> np.ndarray:
-    width = rows[0].shape[0]
-    for key, row in zip(keys, rows, strict=True):
-        if row.shape[0] != width:
-            from skil_sdk.errors import ModelError
-
-            raise ModelError(
-                f"Row {key!r} has {row.shape[0]} features where the rows before it have "
-                f"{width}; every row must have the length the model expects."
-            )
-    return np.stack(rows)
 
 
 class ExecutorStatsParam:

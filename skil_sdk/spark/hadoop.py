@@ -22,6 +22,10 @@ class HadoopPath:
         """Whether the path exists."""
         return bool(self.fs.exists(self.path))
 
+    def list_names(self) -> list[str]:
+        """The names of the entries of the directory (sorted)."""
+        return sorted(str(status.getPath().getName()) for status in self.fs.listStatus(self.path))
+
     def delete(self) -> None:
         """Remove the path (recursively)."""
         self.fs.delete(self.path, True)

@@ -26,7 +26,8 @@ def job_server(advertise_host: str, on_log: LogCallback, job_id: str = "") -> It
     port = url.rsplit(":", 1)[1].rstrip("/")
     base = f"http://{advertise_host}:{port}"
     on_log(
-        f"Serving models and progress for this job at {base} (web page: {base}/ui/jobs/{job_id})"
+        f"Serving models and progress for this job at {base}; while the job runs, its web "
+        f"page is {base}/ui/jobs/{job_id}"
     )
     try:
         yield f"http://{advertise_host}:{port}"

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from skil_sdk.errors import InvalidValueError
-from skil_sdk.home import tree_size
 from skil_sdk.spark.bundlepaths import (
     INSTALLED_WHEELS,
     UNZIPPED_PEXES,
@@ -31,6 +30,7 @@ from skil_sdk.spark.bundlepaths import (
     running_wheel_dirs,
     venv_wheels,
 )
+from skil_sdk.storage import tree_size
 
 _HELD: dict[str, int] = {}
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)([kmgt]?)b?$", re.IGNORECASE)

@@ -14,22 +14,23 @@ from pathlib import Path
 from typing import Any
 
 from skil_sdk.errors import SkilError
-from skil_sdk.spark.request import InferenceRequest, ProgressCallback, node_cache_dir
+from skil_sdk.job.spec import JobSpec
+from skil_sdk.spark.request import ProgressCallback, node_cache_dir
 from skil_sdk.spark.sparkhome import spark_submit
 from skil_sdk.store.jobs import JobStore
 
 _LOG_TAIL_LINES = 30
 
 
-def submit_argv(request: InferenceRequest, bundle: Any, driver: Path, spec_path: Path) -> list[str]:
+def submit_argv(job: JobSpec, bundle: Any, driver: Path, spec_path: Path) -> list[str]:
     """The spark-submit command line: SparkArgs' flags, the bundle as the driver's and the
     executors' Python (shipped with ``--files`` on cluster masters), the driver program."""
-    args = request.spark_args
+    args = job.spark()
     bundle_path = str(Path(bundle.bundle).resolve())
     local = args.master_kind == "local"
     # The bundle travels with the user's own --files (spark-submit keeps one --files flag).
     shipped = args if local else dataclasses.replace(args, files=[*args.files, bundle_path])
-    argv = [str(spark_submit(request.spark_home)), *shipped.to_submit_argv()]
+    argv = [str(spark_submit(job.spark_home)), *shipped.to_submit_argv()]
     if not args.name:
         argv += ["--name", f"skil-sdk {driver.parent.name}"]
     executor_python = bundle_path if local else f"./{Path(bundle_path).name}"
@@ -53,7 +54,7 @@ def submit_argv(request: InferenceRequest, bundle: Any, driver: Path, spec_path:
     return [*argv, str(driver), str(spec_path), *args.p_args]
 
 
-def submit_env(request: InferenceRequest, bundle: Any, token: str) -> dict[str, str]:
+def submit_env(job: JobSpec, bundle: Any, token: str) -> dict[str, str]:
     """spark-submit's environment: the job token (never argv), the node cache, SPARK_HOME,
     and no ``PYTHONDONTWRITEBYTECODE`` (imports write ``.pyc`` files into ``PEX_ROOT``)."""
     env = dict(os.environ)
@@ -61,9 +62,9 @@ def submit_env(request: InferenceRequest, bundle: Any, token: str) -> dict[str, 
     env["SKIL_JOB_TOKEN"] = token
     env["SKIL_NODE_CACHE"] = node_cache
     env["PEX_ROOT"] = f"{node_cache}/pex"
-    if request.spark_home:
+    if job.spark_home:
         # bin/spark-submit prefers an inherited SPARK_HOME: point it at the chosen install.
-        env["SPARK_HOME"] = str(Path(request.spark_home).expanduser())
+        env["SPARK_HOME"] = str(Path(job.spark_home).expanduser())
     env.pop("PYSPARK_PYTHON", None)
     env.pop("PYSPARK_DRIVER_PYTHON", None)
     # The bundle's processes cache their bytecode beside its unpacked wheels in PEX_ROOT,

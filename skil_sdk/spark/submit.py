@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -22,7 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from skil_sdk.errors import JobError, SkilError
-from skil_sdk.home import atomic_write_text, ensure_dir, skil_home
+from skil_sdk.home import skil_home
+from skil_sdk.job.prepare import EXECUTION_PROVIDERS, prepare
+from skil_sdk.job.request import InferenceRequest
+from skil_sdk.job.spec import INFERENCE, OVERWRITE_NO, JobSpec
 from skil_sdk.spark.jobserver import job_server
 from skil_sdk.spark.process import (
     log_tail,
@@ -33,60 +37,52 @@ from skil_sdk.spark.process import (
     submit_env,
 )
 from skil_sdk.spark.request import (
-    EXECUTION_PROVIDERS,
-    InferenceRequest,
     JobResult,
     LogCallback,
     ProgressCallback,
     advertise_host,
     bundle_hash_of,
-    check_request,
+    driver_spec,
     job_details,
-    job_spec,
 )
+from skil_sdk.storage import atomic_write_text, ensure_dir
 from skil_sdk.store.jobs import FAILED, KILLED, SUCCEEDED, JobStore
+from skil_sdk.uris import is_local, local_path
 
 __all__ = ["EXECUTION_PROVIDERS", "InferenceRequest", "JobResult", "run_job", "submit"]
 
+#: The job's spec, as prepared, beside its record (owner-only: it holds option values).
+JOB_SPEC_FILE = "job.json"
+
 
 def submit(
-    request: InferenceRequest,
+    request: InferenceRequest | JobSpec,
     *,
     detach: bool = False,
     on_progress: ProgressCallback | None = None,
     on_log: LogCallback | None = None,
     spark: Any = None,
 ) -> JobResult:
-    """Run (or, with ``detach``, start) a batch-inference job and return its result.
+    """Run (or, with ``detach``, start) a job and return its result.
 
-    With ``spark`` (an existing SparkSession, e.g. a notebook's) the job runs in that
-    session instead of a new ``spark-submit``; its executors use the session's Python.
-    Raises a :class:`SkilError` for bad input before anything is submitted, and a
-    :class:`JobError` naming the cause when the job fails.
+    A request is prepared first (:func:`skil_sdk.job.prepare.prepare`): everything it
+    refuses is refused before the bundle is looked up, before a JVM starts and before a
+    job record exists. With ``spark`` (an existing SparkSession, e.g. a notebook's) the
+    job runs in that session instead of a new ``spark-submit``; its executors use the
+    session's Python. A failed job raises a :class:`JobError` naming the cause.
     """
-    from skil_sdk.store.models import get_model
-
     started = time.time()
-    check_request(request)
-    model = get_model(request.model_id)
-    if request.batch_size is None:
-        request.batch_size = request.spark_args.batch_size
     log = on_log or (lambda _message: None)
+    in_session = spark is not None
+    job = request if isinstance(request, JobSpec) else prepare(request, in_session=in_session)
     if spark is not None:
-        return run_in_session(request, spark, on_log=log, started=started)
-    bundle = _ensure_bundle(request, log)
+        return run_in_session(job, spark, on_log=log, started=started)
+    bundle = _ensure_bundle(job, log)
     store = JobStore()
-    record = store.create(
-        model_id=model.id,
-        provider=request.provider,
-        output_path=request.output,
-        runner_pid=os.getpid(),
-        runner_host=socket.gethostname(),
-        details=job_details(request, bundle.hash),
-    )
+    record = _create_record(store, job, job_details(job, bundle.hash))
     job_dir = ensure_dir(skil_home() / "jobs" / record.id)
-    # the request and the spec hold the provider options unredacted: owner-only files
-    atomic_write_text(job_dir / "request.json", json.dumps(request.to_dict(), indent=2), mode=0o600)
+    # the spec holds the provider options unredacted: an owner-only file
+    atomic_write_text(job_dir / JOB_SPEC_FILE, json.dumps(job.to_dict(), indent=2), mode=0o600)
     if detach:
         child = _spawn_detached(record.id, job_dir)
         store.update(record.id, runner_pid=child)
@@ -94,21 +90,35 @@ def submit(
             record.id,
             store.get(record.id).state,
             None,
-            request.output,
+            job.output,
             time.time() - started,
             bundle.hash,
+            kind=job.kind,
         )
-    return run_job(record.id, request, bundle, on_progress=on_progress, on_log=log, started=started)
+    return run_job(record.id, job, bundle, on_progress=on_progress, on_log=log, started=started)
 
 
-def _ensure_bundle(request: InferenceRequest, log: LogCallback) -> Any:
+def _create_record(store: JobStore, job: JobSpec, details: dict[str, Any]) -> Any:
+    """The job's record (SUBMITTED), run by this process."""
+    return store.create(
+        kind=job.kind,
+        model_id=job.model.id,
+        provider=job.provider.name,
+        output_path=job.output,
+        runner_pid=os.getpid(),
+        runner_host=socket.gethostname(),
+        details=details,
+    )
+
+
+def _ensure_bundle(job: JobSpec, log: LogCallback) -> Any:
     from skil_sdk.builder.api import ensure_bundle
 
     return ensure_bundle(
-        [Path(p) for p in request.plugins],
+        [Path(p) for p in job.plugins],
         progress=log,
         verify=True,
-        gpu=request.execution_provider == "cuda",
+        gpu=job.execution_provider == "cuda",
     )
 
 
@@ -128,16 +138,19 @@ def _spawn_detached(job_id: str, job_dir: Path) -> int:
 
 def run_job(
     job_id: str,
-    request: InferenceRequest,
+    job: JobSpec,
     bundle: Any,
     *,
     on_progress: ProgressCallback | None = None,
     on_log: LogCallback | None = None,
     started: float | None = None,
 ) -> JobResult:
-    """Run a recorded job to its end (in this process) and return its result."""
+    """Run a recorded job to its end (in this process) and return its result.
+
+    A job that fails or is interrupted leaves nothing at a local output path it
+    created (nor a half-written replacement of one it was told to overwrite).
+    """
     from skil_sdk.store.jobs import issue_job_token
-    from skil_sdk.store.models import get_model
 
     store = JobStore()
     log = on_log or (lambda _message: None)
@@ -145,82 +158,97 @@ def run_job(
     job_dir = ensure_dir(skil_home() / "jobs" / job_id)
     log_path = ensure_dir(skil_home() / "logs") / f"{job_id}.log"
     store.update(job_id, log_path=str(log_path), runner_pid=os.getpid())
-    model = get_model(request.model_id)
     result_path = job_dir / "result.json"
     with contextlib.suppress(FileNotFoundError):
         result_path.unlink()
+    output_existed = _output_exists(job)
     try:
-        advertise = advertise_host(request)
+        advertise = advertise_host(job)
         with job_server(advertise, log, job_id) as server_url:
-            token = issue_job_token(job_id, [model.id])
-            spec = job_spec(job_id, request, model, bundle.hash, server_url, result_path)
+            token = issue_job_token(job_id, [job.model.id])
+            spec = driver_spec(job_id, job, bundle.hash, server_url, result_path)
             spec_path = job_dir / "spec.json"
-            atomic_write_text(spec_path, json.dumps(spec, indent=2), mode=0o600)
+            atomic_write_text(spec_path, json.dumps(spec.to_dict(), indent=2), mode=0o600)
             driver = job_dir / "driver.py"
             atomic_write_text(
                 driver, "from skil_sdk.spark.driver import main\nraise SystemExit(main())\n"
             )
-            argv = submit_argv(request, bundle, driver, spec_path)
-            env = submit_env(request, bundle, token)
+            argv = submit_argv(job, bundle, driver, spec_path)
+            env = submit_env(job, bundle, token)
+            # The job's own temp dir (pex's wheel extractions on a bundle's first run, the
+            # Python driver's and local workers' temp files), removed when the job ends.
+            env["TMPDIR"] = str(ensure_dir(job_dir / "tmp"))
             store.mark_running(job_id)
             warming = prewarm_bundle(bundle, env)
             try:
                 returncode = run_spark_submit(argv, env, log_path, job_id, store, on_progress)
             finally:
                 stop_prewarm(warming)
+                shutil.rmtree(job_dir / "tmp", ignore_errors=True)
     except KeyboardInterrupt:
+        discard_incomplete_output(job, output_existed)
         store.finish(job_id, KILLED, error="the job was interrupted (Ctrl-C or SIGTERM)")
         raise
     except SkilError as exc:
+        discard_incomplete_output(job, output_existed)
         store.finish(job_id, FAILED, error=exc.message)
         raise
     except BaseException as exc:
+        discard_incomplete_output(job, output_existed)
         store.finish(job_id, FAILED, error=f"the runner failed: {exc!r}")
         raise
     try:
-        return _conclude(job_id, request, bundle, store, result_path, returncode, log_path, started)
+        return _conclude(job_id, job, bundle, store, result_path, returncode, log_path, started)
+    except JobError:
+        discard_incomplete_output(job, output_existed)
+        raise
     finally:
         if on_progress is not None:
             on_progress(store.get(job_id))
 
 
+def _output_exists(job: JobSpec) -> bool:
+    return bool(job.output) and is_local(job.output) and local_path(job.output).exists()
+
+
+def discard_incomplete_output(job: JobSpec, existed: bool) -> None:
+    """Remove a local Parquet output that a failed job left without ``_SUCCESS``: one it
+    created, or one it was overwriting (whose old contents Spark already deleted)."""
+    if job.kind != INFERENCE or not _output_exists(job):
+        return
+    path = local_path(job.output)
+    if not path.is_dir() or (path / "_SUCCESS").exists():
+        return
+    if existed and job.overwrite == OVERWRITE_NO:
+        return
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def run_in_session(
-    request: InferenceRequest,
+    job: JobSpec,
     spark: Any,
     *,
     on_log: LogCallback | None = None,
     started: float | None = None,
 ) -> JobResult:
-    """Run a job inside an existing SparkSession and return its result."""
-    from skil_sdk.spark.driver import dispatch, error_message
+    """Run a prepared job inside an existing SparkSession and return its result."""
+    from skil_sdk.spark.driver import error_message, run
     from skil_sdk.store.jobs import issue_job_token
-    from skil_sdk.store.models import get_model
 
     started = started or time.time()
     log = on_log or (lambda _message: None)
-    model = get_model(request.model_id)
-    if request.batch_size is None:
-        request.batch_size = request.spark_args.batch_size
     bundle_hash = bundle_hash_of(str(getattr(spark.sparkContext, "pythonExec", "") or ""))
+    master = spark.sparkContext.master
     store = JobStore()
-    record = store.create(
-        model_id=model.id,
-        provider=request.provider,
-        output_path=request.output,
-        runner_pid=os.getpid(),
-        runner_host=socket.gethostname(),
-        details={**job_details(request, bundle_hash or ""), "in_session": True},
-    )
+    details = {**job_details(job, bundle_hash or ""), "in_session": True, "master": master}
+    record = _create_record(store, job, details)
     job_dir = ensure_dir(skil_home() / "jobs" / record.id)
-    request.spark_args.master = spark.sparkContext.master
     try:
-        with job_server(advertise_host(request), log, record.id) as server_url:
-            token = issue_job_token(record.id, [model.id])
-            spec = job_spec(
-                record.id, request, model, bundle_hash, server_url, job_dir / "result.json"
-            )
+        with job_server(advertise_host(job, master), log, record.id) as server_url:
+            token = issue_job_token(record.id, [job.model.id])
+            spec = driver_spec(record.id, job, bundle_hash, server_url, job_dir / "result.json")
             store.mark_running(record.id)
-            result = dispatch(spec, token, spark=spark)
+            result = run(spec, token, spark=spark)
     except KeyboardInterrupt:
         store.finish(record.id, KILLED, error="the job was interrupted")
         raise
@@ -243,16 +271,17 @@ def run_in_session(
         record.id,
         SUCCEEDED,
         rows,
-        request.output,
+        job.output,
         time.time() - started,
         bundle_hash,
         metrics=result.get("metrics"),
+        kind=job.kind,
     )
 
 
 def _conclude(
     job_id: str,
-    request: InferenceRequest,
+    job: JobSpec,
     bundle: Any,
     store: JobStore,
     result_path: Path,
@@ -280,22 +309,38 @@ def _conclude(
             job_id,
             SUCCEEDED,
             rows,
-            request.output,
+            job.output,
             seconds,
             bundle.hash,
             str(log_path),
             metrics=result.get("metrics"),
+            kind=job.kind,
         )
     if result:
         message = result.get("error") or "the job failed"
     else:
-        last = next((ln for ln in reversed(log_tail(log_path).splitlines()) if ln.strip()), "")
-        message = (
-            f"spark-submit exited with code {returncode} before the job started (last log "
-            f"line: {last.strip()[:300]!r}); see `skil-sdk jobs logs {job_id}`."
-        )
+        message = _early_failure(job, log_path, returncode, job_id)
     store.finish(job_id, FAILED, error=message)
     raise JobError(message)
+
+
+_MASTER_UNREACHABLE = ("All masters are unresponsive", "Failed to connect to master")
+
+
+def _early_failure(job: JobSpec, log_path: Path, returncode: int, job_id: str) -> str:
+    """The message for a spark-submit that ended before the driver wrote a result."""
+    tail = log_tail(log_path)
+    master = str(job.spark_args.get("master"))
+    if any(marker in tail for marker in _MASTER_UNREACHABLE):
+        return (
+            f"The Spark master {master} did not answer; check the URL and that the master "
+            f"is running (the log is {log_path}, or `skil-sdk jobs logs {job_id}`)."
+        )
+    last = next((ln for ln in reversed(tail.splitlines()) if ln.strip()), "")
+    return (
+        f"spark-submit exited with code {returncode} before the job started (last log "
+        f"line: {last.strip()[:300]!r}); see `skil-sdk jobs logs {job_id}`."
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -310,15 +355,15 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_sigterm)
     job_dir = skil_home() / "jobs" / job_id
-    request = InferenceRequest.from_dict(json.loads((job_dir / "request.json").read_text()))
+    job = JobSpec.from_dict(json.loads((job_dir / JOB_SPEC_FILE).read_text()))
     store = JobStore()
     try:
         bundle = ensure_bundle(
-            [Path(p) for p in request.plugins],
+            [Path(p) for p in job.plugins],
             verify=True,
-            gpu=request.execution_provider == "cuda",
+            gpu=job.execution_provider == "cuda",
         )
-        run_job(job_id, request, bundle)
+        run_job(job_id, job, bundle)
     except SkilError:
         return 1
     except KeyboardInterrupt:

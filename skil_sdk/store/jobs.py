@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from skil_sdk.errors import NotFoundError
-from skil_sdk.home import sha256_bytes, skil_home
+from skil_sdk.home import skil_home
 from skil_sdk.processes import pid_alive
+from skil_sdk.storage import sha256_bytes
 
 SUBMITTED = "SUBMITTED"
 RUNNING = "RUNNING"

@@ -10,24 +10,22 @@ every file's name and sha256). The same bytes added twice give the same model.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import time
-import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from skil_sdk.errors import IntegrityError, InvalidValueError, ModelError, NotFoundError
-from skil_sdk.home import (
+from skil_sdk.home import file_lock, skil_home
+from skil_sdk.storage import (
     atomic_directory,
     atomic_write_text,
-    file_lock,
-    remove_stale_work_dirs,
+    remove_dir,
     sha256_bytes,
     sha256_file,
-    skil_home,
+    sweep_stale,
 )
 
 MAIN_FILE = "model.onnx"
@@ -126,7 +124,7 @@ def add_model(path: Path, experiment: str, name: str | None = None) -> ModelReco
     root = models_root()
     with file_lock("models"):
         # under the lock nobody else writes here: a work dir left now is a killed writer's
-        remove_stale_work_dirs(root)
+        sweep_stale(root, locked=True)
         existing = _find_by_content(root, content)
         if existing is not None:
             return existing
@@ -233,13 +231,8 @@ def remove_model(model_id: str) -> ModelRecord:
     record = get_model(model_id)
     root = models_root()
     with file_lock("models"):
-        directory = root / model_id
-        if not directory.exists():
-            return record
-        doomed = root / f".{model_id}.{uuid.uuid4().hex}.work"
-        os.rename(directory, doomed)
-        shutil.rmtree(doomed, ignore_errors=True)
-        remove_stale_work_dirs(root)
+        if remove_dir(root / model_id):
+            sweep_stale(root, locked=True)
     return record
 
 

@@ -15,8 +15,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from packaging.utils import canonicalize_name
+
 from skil_sdk.errors import ConflictError, InvalidValueError, NotFoundError
-from skil_sdk.home import atomic_directory, atomic_write_text, ensure_dir, file_lock, sha256_file
+from skil_sdk.home import file_lock, skil_home
+from skil_sdk.storage import (
+    atomic_directory,
+    atomic_write_text,
+    ensure_dir,
+    remove_dir,
+    sha256_file,
+    sweep_stale,
+)
 
 _META = "plugin.json"
 
@@ -37,9 +47,7 @@ class PublishedPlugin:
     @property
     def key(self) -> str:
         """The normalized project name."""
-        from skil_sdk.builder.wheelinfo import canonical_name
-
-        return canonical_name(self.name)
+        return canonicalize_name(self.name)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form used by ``skil-sdk plugins`` and the server."""
@@ -69,8 +77,6 @@ class PublishResult:
 
 def plugins_dir() -> Path:
     """``SKIL_HOME/plugins``."""
-    from skil_sdk.home import skil_home
-
     return ensure_dir(skil_home() / "plugins")
 
 
@@ -78,8 +84,7 @@ def publish_wheel(path: Path) -> PublishResult:
     """Add a plugin wheel to the store; refuse one without a provider or a changed version."""
     from packaging.version import InvalidVersion, Version
 
-    from skil_sdk.builder.cache import sweep_stale
-    from skil_sdk.builder.wheelinfo import read_wheel
+    from skil_sdk.wheelinfo import read_wheel
 
     path = Path(path)
     if not path.is_file() or path.suffix != ".whl":
@@ -171,14 +176,12 @@ def get_plugin(name: str, version: str | None = None) -> PublishedPlugin:
 
 def remove_plugin(name: str, version: str | None = None) -> list[PublishedPlugin]:
     """Remove one version of a plugin, or all of its versions; return what was removed."""
-    from skil_sdk.builder.cache import remove_entry
-
     removed = [get_plugin(name, version)] if version is not None else _versions_of(name)
     if not removed:
         get_plugin(name)
     with file_lock("plugins"):
         for plugin in removed:
-            remove_entry(plugin.path.parent)
+            remove_dir(plugin.path.parent)
         parent = removed[0].path.parent.parent
         if parent.exists() and not any(p for p in parent.iterdir() if p.suffix != ".lock"):
             shutil.rmtree(parent, ignore_errors=True)
@@ -186,9 +189,7 @@ def remove_plugin(name: str, version: str | None = None) -> list[PublishedPlugin
 
 
 def _versions_of(name: str) -> list[PublishedPlugin]:
-    from skil_sdk.builder.wheelinfo import canonical_name
-
-    key = canonical_name(name)
+    key = canonicalize_name(name)
     every = list_plugins()
     by_name = [p for p in every if p.key == key]
     return by_name or [p for p in every if name in p.entry_points]

@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import tempfile
 import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +17,7 @@ from _builder_helpers import bundled_wheels, files_of_bundled_wheel
 from _bundle_fixtures import make_provider_project
 
 from skil_sdk.builder import cache
-from skil_sdk.builder.api import build, ensure_bundle, publish, verify_bundle
+from skil_sdk.builder.api import BuildResult, build, ensure_bundle, publish, verify_bundle
 from skil_sdk.errors import IntegrityError
 
 pytestmark = pytest.mark.slow
@@ -23,6 +26,75 @@ pytestmark = pytest.mark.slow
 def _progress() -> tuple[list[str], Any]:
     lines: list[str] = []
     return lines, lines.append
+
+
+@dataclass
+class ProjectBuilds:
+    """Three ``ensure_bundle`` calls with one plugin project, in the session's SKIL_HOME.
+
+    The first builds; then a job's output is written into the project and the second is
+    called; then a module is edited and the third is called. All with a TMPDIR of their
+    own; ``tmpdir_entries`` is what was left in it.
+    """
+
+    first: BuildResult
+    again: BuildResult
+    edited: BuildResult
+    lines: dict[str, list[str]]
+    tmpdir_entries: list[str]
+
+
+@pytest.fixture(scope="module")
+def project_builds(built_bundle: Any, tmp_path_factory: pytest.TempPathFactory) -> ProjectBuilds:
+    root = tmp_path_factory.mktemp("project-builds")
+    tmpdir = root / "tmpdir"
+    tmpdir.mkdir()
+    project = make_provider_project(root, name="skil-reuse", plugin="reuse")
+    lines: dict[str, list[str]] = {}
+
+    def progress(name: str) -> Callable[[str], None]:
+        return lines.setdefault(name, []).append
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SKIL_HOME", str(Path(built_bundle.bundle).parents[3]))
+        mp.setenv("TMPDIR", str(tmpdir))
+        mp.setattr(tempfile, "tempdir", None)  # read TMPDIR again
+        first = ensure_bundle([project], progress=progress("first"))
+        for rel in ("out/_SUCCESS", "out/_skil_job.json", "out/part-00000.parquet"):
+            (project / rel).parent.mkdir(exist_ok=True)
+            (project / rel).write_text("written by `skil-sdk infer --plugin . --output out/`")
+        again = ensure_bundle([project], progress=progress("again"))
+        module = project / "skil_reuse" / "provider.py"
+        module.write_text(module.read_text() + "\nEDITED = True\n")
+        edited = ensure_bundle([project], progress=progress("edited"))
+        entries = sorted(os.listdir(tmpdir))
+    return ProjectBuilds(first, again, edited, lines, entries)
+
+
+def test_an_unchanged_plugin_project_reuses_its_wheel_and_bundle(
+    project_builds: ProjectBuilds,
+) -> None:
+    first, again = project_builds.first, project_builds.again
+    assert not first.cached
+    assert again.cached and again.hash == first.hash and again.bundle == first.bundle
+    assert [p.sha256 for p in again.plugins] == [p.sha256 for p in first.plugins]
+    assert project_builds.lines["again"] == [f"Reusing bundle {first.hash[:12]}"]
+
+
+def test_a_build_says_why_it_builds(project_builds: ProjectBuilds) -> None:
+    first_reasons = [
+        line for line in project_builds.lines["first"] if line.startswith("Building the bundle: ")
+    ]
+    assert len(first_reasons) == 1 and "plugin skil-reuse added" in first_reasons[0]
+    edited = project_builds.edited
+    assert not edited.cached and edited.hash != project_builds.first.hash
+    assert "Building the bundle: plugin skil-reuse changed" in project_builds.lines["edited"]
+    assert not any(line.startswith("Reusing") for line in project_builds.lines["edited"])
+
+
+def test_builds_leave_nothing_in_the_temporary_directory(project_builds: ProjectBuilds) -> None:
+    assert "Assembling the bundle from" in "\n".join(project_builds.lines["edited"])
+    assert project_builds.tmpdir_entries == []
 
 
 def test_two_empty_homes_give_byte_identical_bundles(
@@ -46,7 +118,7 @@ def test_second_build_is_a_cache_hit_and_rebuilds_nothing(tmp_path: Path) -> Non
     lines, progress = _progress()
     second = build([project], progress=progress)
     assert second.cached and second.hash == first.hash and second.bundle == first.bundle
-    assert lines == []
+    assert lines == [f"Reusing bundle {first.hash[:12]}"]
     assert second.bundle.stat().st_mtime_ns == stamp
     assert set(second.to_dict()) >= {"bundle", "hash", "cached", "plugins", "seconds"}
 
@@ -122,7 +194,15 @@ def test_bundle_runs_the_way_spark_starts_workers(built_bundle: Any, tmp_path: P
     archive = tmp_path / "worker.zip"
     with zipfile.ZipFile(archive, "w") as zf:
         zf.writestr("worker_probe.py", probe)
-    env = {**os.environ, "PYTHONPATH": str(archive), "PEX_ROOT": str(tmp_path / "pex-root")}
+    # a first run lays the bundle out in PEX_ROOT; pex's parallel wheel installs leave
+    # their extraction folders in TMPDIR, so keep them in the test's own folder
+    (tmp_path / "tmp").mkdir()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(archive),
+        "PEX_ROOT": str(tmp_path / "pex-root"),
+        "TMPDIR": str(tmp_path / "tmp"),
+    }
     env.pop("SKIL_HOME", None)
     proc = subprocess.run(
         [str(built_bundle.bundle), "-m", "worker_probe"],

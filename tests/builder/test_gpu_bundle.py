@@ -146,7 +146,9 @@ def gpu_build(
 
 
 def _run_bundle(bundle: Path, code: str, pex_root: Path) -> dict[str, Any]:
-    env = {**os.environ, "PEX_ROOT": str(pex_root)}
+    tmp = pex_root.with_name(f"{pex_root.name}-tmp")  # what the first run leaves in TMPDIR
+    tmp.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PEX_ROOT": str(pex_root), "TMPDIR": str(tmp)}
     env.pop("SKIL_HOME", None)
     proc = subprocess.run(
         [str(bundle), "-c", code], env=env, capture_output=True, text=True, timeout=300

@@ -10,9 +10,10 @@ import pytest
 from _bundle_fixtures import make_provider_project, write_wheel
 
 from skil_sdk.builder.hashing import inputs_hash, source_digest, source_files
+from skil_sdk.builder.manifest import input_changes
 from skil_sdk.builder.targets import host_target, platform_target, resolve_target
-from skil_sdk.builder.wheelinfo import read_wheel
 from skil_sdk.errors import InvalidValueError
+from skil_sdk.wheelinfo import read_wheel
 
 
 def test_digest_is_the_same_in_two_places_and_ignores_build_outputs(tmp_path: Path) -> None:
@@ -25,6 +26,47 @@ def test_digest_is_the_same_in_two_places_and_ignores_build_outputs(tmp_path: Pa
         (b / junk).write_text("junk")
     assert source_digest(a) == source_digest(b)
     assert not any(f.startswith(("build/", "dist/", "env/")) for f in source_files(b))
+
+
+def test_job_outputs_and_spark_files_in_a_project_are_not_its_source(tmp_path: Path) -> None:
+    """`skil-sdk infer --plugin . --output out/` run in the project must not change it."""
+    project = make_provider_project(tmp_path)
+    files, digest = source_files(project), source_digest(project)
+    for rel in ("out/_SUCCESS", "out/_skil_job.json", "out/part-00000-a.snappy.parquet",
+                "runs/2024/_skil_job.json", "runs/2024/part-00000-b.parquet",
+                "running/_temporary/0/task", "spark-warehouse/t/part-0", "metastore_db/seg0",
+                "derby.log"):
+        (project / rel).parent.mkdir(parents=True, exist_ok=True)
+        (project / rel).write_text("written by a job")
+    assert source_files(project) == files
+    assert source_digest(project) == digest
+    (project / "data").mkdir()
+    (project / "data" / "rows.csv").write_text("id,x\n1,2\n")
+    assert "data/rows.csv" in source_files(project) and source_digest(project) != digest
+
+
+def test_input_changes_name_what_differs() -> None:
+    before = {
+        "sdk": ["skil-sdk", "0.1.0", "aa"],
+        "plugins": [["one", "1.0", "11"], ["two", "1.0", "22"]],
+        "pins": [["numpy", "2.0", "numpy.whl", "33"]],
+        "pex": "2.1",
+    }
+    after = {
+        **before,
+        "plugins": [["one", "1.0", "12"], ["three", "1.0", "44"]],
+        "pex": "2.2",
+    }
+    assert input_changes(before, after) == [
+        "plugin one changed",
+        "plugin three added",
+        "plugin two removed",
+        "pex version changed",
+    ]
+    assert input_changes(before, {**before, "sdk": ["skil-sdk", "0.1.0", "ab"]}) == [
+        "skil-sdk changed"
+    ]
+    assert input_changes(before, before) == []
 
 
 def test_digest_changes_with_content_mode_and_deletion(tmp_path: Path) -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import zipfile
 from pathlib import Path
 
 import pytest
 from _bundle_fixtures import make_provider_project
 
-from skil_sdk.builder.wheels import project_wheel, sdk_source_root, sdk_wheel
+from skil_sdk.builder.wheels import installed_sdk_wheel, project_wheel, sdk_source_root, sdk_wheel
 from skil_sdk.errors import BuildError
 
 pytestmark = pytest.mark.slow
@@ -30,6 +31,24 @@ def test_unchanged_source_is_a_cache_hit(tmp_path: Path) -> None:
     built = project_wheel(project)
     again = project_wheel(project)
     assert again.cached and again.path == built.path and again.sha256 == built.sha256
+
+
+def test_the_umask_does_not_change_the_wheel(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The wheel records file modes: a build under another umask must give the same bytes."""
+    project = make_provider_project(tmp_path)
+    wheels = []
+    for name, umask in (("a", 0o022), ("b", 0o077)):
+        monkeypatch.setenv("SKIL_HOME", str(tmp_path / f"home-{name}"))
+        previous = os.umask(umask)
+        try:
+            wheels.append(project_wheel(project))
+        finally:
+            os.umask(previous)
+    assert not wheels[1].cached
+    assert wheels[0].sha256 == wheels[1].sha256
+    assert wheels[0].path.read_bytes() == wheels[1].path.read_bytes()
 
 
 def test_deleted_module_does_not_linger(tmp_path: Path) -> None:
@@ -75,17 +94,27 @@ def test_sdk_wheel_is_built_from_the_source_tree() -> None:
 def test_installed_distribution_is_repacked_reproducibly(tmp_path: Path) -> None:
     from importlib import metadata
 
-    from skil_sdk.builder.repack import _repack
-    from skil_sdk.builder.wheelinfo import read_wheel
+    from skil_sdk.builder.repack import repack_wheel
+    from skil_sdk.wheelinfo import read_wheel
 
     outputs = []
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
-        _repack(metadata.distribution("pluggy"), tmp_path / name)
-        (wheel,) = (tmp_path / name).glob("*.whl")
+        wheel = repack_wheel(metadata.distribution("pluggy"), tmp_path / name)
+        assert [p.name for p in (tmp_path / name).iterdir()] == [wheel.name]
         outputs.append(wheel)
     assert outputs[0].read_bytes() == outputs[1].read_bytes()
     assert read_wheel(outputs[0]).key == "pluggy"
     with zipfile.ZipFile(outputs[0]) as zf:
         names = zf.namelist()
     assert "pluggy/__init__.py" in names and not any(n.endswith(".pyc") for n in names)
+
+
+def test_the_installed_sdk_is_repacked_once() -> None:
+    lines: list[str] = []
+    first, again = installed_sdk_wheel(lines.append), installed_sdk_wheel(lines.append)
+    assert (first.cached, again.cached) == (False, True)
+    assert again.path == first.path and again.sha256 == first.sha256
+    assert first.info.key == "skil-sdk"
+    assert sorted(p.name for p in first.path.parent.iterdir()) == [first.path.name, "wheel.json"]
+    assert lines == ["Packing the installed skil-sdk into a wheel"]

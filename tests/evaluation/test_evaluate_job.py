@@ -345,3 +345,62 @@ def test_evaluate_cli_through_spark_submit(
     assert written["macro_auc"] == result["metrics"]["macro_auc"]
     assert written["job"]["job_id"] == result["job_id"]
     assert written["job"]["bundle_hash"] == built_bundle.hash
+    listed = subprocess.run(
+        [skil, "jobs", "list", "--json"], capture_output=True, text=True, timeout=120
+    )
+    kinds = {j["job_id"]: j["kind"] for j in json.loads(listed.stdout)}
+    assert kinds[result["job_id"]] == "evaluate", "the jobs table records the job's kind"
+    assert written["job"]["kind"] == "evaluate"
+
+
+def test_parquet_labels_equal_scikit_learn(spark: Any, tmp_path: Path) -> None:
+    """`evaluate --provider parquet --label-column label`: the label column is read on the
+    executors beside the features; the metrics equal scikit-learn's on the same predictions."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from _spark_helpers import write_features_parquet
+    from sklearn.metrics import f1_score, precision_score, recall_score
+
+    model = models.small_mlp_model(tmp_path)
+    x = features(21)
+    labels = np.random.default_rng(21).integers(0, 3, ROWS)
+    path = write_features_parquet(tmp_path / "l.parquet", np.arange(ROWS), x, 64)
+    table = pq.read_table(path).append_column("label", pa.array(labels, pa.int64()))
+    pq.write_table(table, path, row_group_size=64)
+
+    result = evaluate(
+        spark, model, "parquet", "evaluation", options={"path": str(path)}, batch_size=50
+    )
+    got = result.metrics
+    predicted = run_onnxruntime(model, {"input": x})["output"].argmax(axis=1)
+    assert got["rows"] == ROWS
+    assert got["accuracy"] == pytest.approx(accuracy_score(labels, predicted), abs=1e-12)
+    assert got["confusion_matrix"] == confusion_matrix(labels, predicted, labels=[0, 1, 2]).tolist()
+    for key, fn in (("precision", precision_score), ("recall", recall_score), ("f1", f1_score)):
+        assert got[key]["macro"] == pytest.approx(
+            fn(labels, predicted, average="macro", zero_division=0), abs=1e-9
+        )
+    from skil_sdk.store.jobs import JobStore
+
+    assert JobStore().get(result.job_id).kind == "evaluate"
+    with pytest.raises(InvalidValueError, match="no label column 'y'"):
+        evaluate(
+            spark, model, "parquet", "evaluation", options={"path": str(path)},
+            settings={"label_column": "y"},
+        )
+
+
+def test_numpy_labels_file(spark: Any, tmp_path: Path) -> None:
+    model = models.small_mlp_model(tmp_path)
+    x = features(5)[:90]
+    labels = np.random.default_rng(5).integers(0, 3, 90)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", labels)
+    got = evaluate(
+        spark, model, "numpy", "evaluation",
+        options={"path": str(tmp_path / "x.npy"), "labels": str(tmp_path / "y.npy"),
+                 "rows_per_split": "40"},
+    ).metrics
+    predicted = run_onnxruntime(model, {"input": x})["output"].argmax(axis=1)
+    assert got["rows"] == 90
+    assert got["accuracy"] == pytest.approx(accuracy_score(labels, predicted), abs=1e-12)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from _server_helpers import BACKSTOP_S
 
 from skil_sdk.server.config import ServerConfig
 from skil_sdk.server.embedded import EmbeddedServer
@@ -23,12 +24,12 @@ def server(skil_home: Path) -> Iterator[EmbeddedServer]:
 def client(server: EmbeddedServer) -> Iterator[httpx.Client]:
     """An httpx client carrying the admin token."""
     headers = {"Authorization": f"Bearer {server.admin_token}"}
-    with httpx.Client(base_url=server.url, headers=headers, timeout=30) as c:
+    with httpx.Client(base_url=server.url, headers=headers, timeout=BACKSTOP_S) as c:
         yield c
 
 
 @pytest.fixture
 def anon(server: EmbeddedServer) -> Iterator[httpx.Client]:
     """An httpx client without a token."""
-    with httpx.Client(base_url=server.url, timeout=30) as c:
+    with httpx.Client(base_url=server.url, timeout=BACKSTOP_S) as c:
         yield c

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 from _model_fixtures import small_mlp_model
-from _server_helpers import assert_error
+from _server_helpers import BACKSTOP_S, assert_error
 
 from skil_sdk.errors import InvalidValueError
 from skil_sdk.server.config import ServerConfig
@@ -58,7 +58,7 @@ def test_no_auth_is_refused_off_loopback() -> None:
 
 def test_no_auth_server_on_loopback_needs_no_token(skil_home: Path) -> None:
     with EmbeddedServer(config=ServerConfig(auth=False)) as server:
-        assert httpx.get(server.url + "/models").json() == {"models": []}
+        assert httpx.get(server.url + "/models", timeout=BACKSTOP_S).json() == {"models": []}
     assert not (skil_home / "server.token").exists()
 
 
@@ -66,6 +66,7 @@ def test_job_token_is_scoped_to_its_job_and_models(
     client: httpx.Client, anon: httpx.Client, tmp_path: Path
 ) -> None:
     from skil_sdk.store import jobs
+
     mine = add_model(small_mlp_model(tmp_path / "a", seed=1), "exp")
     other = add_model(small_mlp_model(tmp_path / "b", seed=2), "exp")
     store = jobs.JobStore()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
-from _server_helpers import assert_error
+from _server_helpers import BACKSTOP_S, assert_error
 
 from skil_sdk.server.app import create_app
 from skil_sdk.server.config import ServerConfig
@@ -33,7 +33,7 @@ def test_an_unexpected_failure_is_a_500_in_the_shape(skil_home: Path) -> None:
         raise RuntimeError("secret internals")
 
     with EmbeddedServer(app=app) as server:
-        response = httpx.get(server.url + "/boom")
+        response = httpx.get(server.url + "/boom", timeout=BACKSTOP_S)
     assert "secret internals" not in assert_error(response, 500, "internal_error")
 
 

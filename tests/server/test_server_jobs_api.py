@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 from _model_fixtures import small_mlp_model
-from _server_helpers import assert_error
+from _server_helpers import BACKSTOP_S, assert_error
 
 from skil_sdk.errors import ForbiddenError, NotFoundError
 from skil_sdk.server import client as server_client
@@ -25,18 +25,23 @@ def test_jobs_list_show_and_client_helpers(
     assert client.get(f"/jobs/{job.id}").json()["job_id"] == job.id
     assert_error(client.get("/jobs/job-missing"), 404)
 
-    token = server_client.create_job_token(server.url, server.admin_token, job.id, [record.id])
-    server_client.report_progress(server.url, token, job.id, 10, 1, tasks_total=2, rows_total=20)
-    server_client.report_executor(server.url, token, job.id, {"host": "node-1", "pid": 42})
+    token = server_client.create_job_token(
+        server.url, server.admin_token, job.id, [record.id], timeout=BACKSTOP_S
+    )
+    server_client.report_progress(
+        server.url, token, job.id, 10, 1, tasks_total=2, rows_total=20, timeout=BACKSTOP_S
+    )
+    executor = {"host": "node-1", "pid": 42}
+    server_client.report_executor(server.url, token, job.id, executor, timeout=BACKSTOP_S)
     stored = jobs.JobStore().get(job.id)
     assert (stored.rows_done, stored.tasks_total) == (10, 2)
     assert stored.executors == [{"host": "node-1", "pid": 42}]
 
     with pytest.raises(ForbiddenError):
-        server_client.report_progress(server.url, token, "job-other", 1, 1)
+        server_client.report_progress(server.url, token, "job-other", 1, 1, timeout=BACKSTOP_S)
     with pytest.raises(NotFoundError):
         server_client.create_job_token(
-            server.url, server.admin_token, job.id, ["nope-000000000000"]
+            server.url, server.admin_token, job.id, ["nope-000000000000"], timeout=BACKSTOP_S
         )
 
 

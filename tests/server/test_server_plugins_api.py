@@ -2,34 +2,11 @@
 
 from __future__ import annotations
 
-import io
-import zipfile
-
 import httpx
 import pytest
-from _server_helpers import assert_error
+from _server_helpers import assert_error, make_wheel
 
 import skil_sdk.store.plugins  # noqa: F401  (the routes use it)
-
-
-def make_wheel(name: str = "skil_demo", version: str = "0.1.0", extra: str | None = None) -> bytes:
-    """A minimal plugin wheel with a `skil_sdk` entry point."""
-    buffer = io.BytesIO()
-    info = f"{name}-{version}.dist-info"
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr(f"{name}/__init__.py", "")
-        archive.writestr(
-            f"{info}/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
-        )
-        archive.writestr(
-            f"{info}/WHEEL",
-            "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-        )
-        archive.writestr(f"{info}/entry_points.txt", f"[skil_sdk]\ndemo = {name}\n")
-        if extra:
-            archive.writestr(extra, "x")
-        archive.writestr(f"{info}/RECORD", "")
-    return buffer.getvalue()
 
 
 def _post(client: httpx.Client, filename: str, data: bytes) -> httpx.Response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from _model_fixtures import (
     sklearn_classifier_model,
     small_mlp_model,
 )
-from _server_helpers import assert_error
+from _server_helpers import BACKSTOP_S, assert_error
 
 from skil_sdk.server.codec import ARROW_STREAM
 from skil_sdk.store.models import add_model
@@ -194,14 +195,38 @@ def test_too_many_rows_is_a_413(client: httpx.Client, tmp_path: Path) -> None:
     assert "2048" in assert_error(response, 413, "too_large")
 
 
-def test_predict_past_the_timeout_is_a_503(tmp_path: Path) -> None:
+def test_predict_past_the_timeout_is_a_503(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The model run is held until the answer has come, so it is past any timeout."""
+    from skil_sdk.inference import runner as runner_module
     from skil_sdk.server.config import ServerConfig
     from skil_sdk.server.embedded import EmbeddedServer
 
-    record = add_model(mlp_model(tmp_path), "exp")
-    rows = np.zeros((1024, 784), dtype=np.float32).tolist()
-    with EmbeddedServer(config=ServerConfig(auth=False, request_timeout=0.001)) as server:
-        response = httpx.post(
-            f"{server.url}/models/{record.id}/predict", json={"instances": rows}, timeout=60
-        )
+    answered = threading.Event()
+    real_get_runner = runner_module.get_runner
+
+    class HeldRunner:
+        def __init__(self, runner: Any) -> None:
+            self._runner = runner
+            self.input_names = runner.input_names
+            self.signature = runner.signature
+
+        def run(self, features: Any) -> Any:
+            answered.wait(BACKSTOP_S)
+            return self._runner.run(features)
+
+    def held_get_runner(*args: Any, **kwargs: Any) -> HeldRunner:
+        return HeldRunner(real_get_runner(*args, **kwargs))
+
+    monkeypatch.setattr(runner_module, "get_runner", held_get_runner)
+    record = add_model(small_mlp_model(tmp_path), "exp")
+    with EmbeddedServer(config=ServerConfig(auth=False, request_timeout=0.5)) as server:
+        try:
+            response = httpx.post(
+                f"{server.url}/models/{record.id}/predict",
+                json={"instances": [[0.0, 1.0, 2.0, 3.0]]},
+                timeout=BACKSTOP_S,
+            )
+        finally:
+            answered.set()
     assert "--request-timeout" in assert_error(response, 503, "timeout")
+    assert "0.5 s" in response.json()["error"]["message"]

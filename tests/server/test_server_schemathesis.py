@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from _model_fixtures import mlp_model, sklearn_classifier_model
+from _server_helpers import BACKSTOP_S
 
 from skil_sdk.server.config import ServerConfig
 from skil_sdk.server.embedded import EmbeddedServer
@@ -23,6 +24,7 @@ def test_schemathesis_finds_no_server_errors(tmp_path: Path) -> None:
     add_model(sklearn_classifier_model(tmp_path), "exp")
     job_id = "job-fuzz"
     from skil_sdk.store import jobs
+
     jobs.JobStore().create(job_id=job_id, model_id=mlp.id)
     config_file = tmp_path / "schemathesis.toml"
     config_file.write_text(
@@ -44,6 +46,8 @@ def test_schemathesis_finds_no_server_errors(tmp_path: Path) -> None:
                 "10",
                 "--max-time",
                 "20",
+                "--request-timeout",
+                str(BACKSTOP_S),
                 "--seed",
                 "4",
                 "--generation-database",
@@ -57,7 +61,7 @@ def test_schemathesis_finds_no_server_errors(tmp_path: Path) -> None:
             ],
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=10 * BACKSTOP_S,
             cwd=tmp_path,
         )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]

@@ -18,6 +18,8 @@ import numpy as np
 import pytest
 from _spark_helpers import read_output, run_onnxruntime, write_features_parquet
 
+from skil_sdk.store.jobs import JobStore
+
 pytestmark = pytest.mark.slow
 
 SKIL = str(Path(sys.executable).with_name("skil-sdk"))
@@ -90,7 +92,7 @@ def test_published_plugin_used_by_name(bundle_home: Path, tmp_path: Path) -> Non
     model = models.mlp_model(tmp_path, (1, 4, 2), name="one.onnx")
     model_id = add_model(model)
     out = tmp_path / "out"
-    skil(
+    completed = skil(
         "infer",
         "--model",
         model_id,
@@ -102,8 +104,11 @@ def test_published_plugin_used_by_name(bundle_home: Path, tmp_path: Path) -> Non
         str(out),
         "--master",
         "local[2]",
-        "--json",
     )
+    # the per-job page is named while it serves; afterwards, where the details stay
+    assert "while the job runs, its web page is http://127.0.0.1:" in completed.stderr
+    job_id = JobStore().list()[0].id
+    assert f"Details: `skil-sdk jobs show {job_id}`" in completed.stdout.splitlines()[-1]
     table = read_output(out)
     assert table.column("id").to_pylist() == list(range(25))
     squares = np.array([[float(i * i)] for i in range(25)], dtype=np.float32)
@@ -236,3 +241,25 @@ def test_scaffolded_provider_published_and_used_by_name(
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
     logs = json.loads(skil("jobs", "logs", result["job_id"], "--tail", "5", "--json").stdout)
     assert len(logs["lines"]) == 5
+
+
+def test_a_bundles_first_run_leaves_nothing_in_the_temp_dir(
+    bundle_home: Path, tmp_path: Path
+) -> None:
+    """pex unpacks a bundle's wheels through temp dirs it does not remove; a job gives the
+    bundle's processes a temp dir of its own and removes it when the job ends."""
+    model_id = add_model(models.mlp_model(tmp_path, (1, 4, 2), name="one.onnx"))
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp), "SKIL_NODE_CACHE": str(tmp_path / "fresh-node")}
+    completed = subprocess.run(
+        [SKIL, "infer", "--model", model_id, "--provider", "squares", "--provider-option",
+         "n=5", "--output", str(tmp_path / "out"), "--master", "local[2]", "--json"],
+        capture_output=True, text=True, env=env, timeout=600,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert json.loads(completed.stdout)["rows"] == 5
+    assert list((tmp_path / "fresh-node" / "pex").iterdir()), "the bundle was laid out anew"
+    assert sorted(p.name for p in temp.glob("pex-*")) == []
+    job_id = json.loads(completed.stdout)["job_id"]
+    assert not (bundle_home / "jobs" / job_id / "tmp").exists()

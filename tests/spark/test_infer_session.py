@@ -202,10 +202,20 @@ def test_existing_output_is_refused_then_overwritten(spark: Any, tmp_path: Path)
     with pytest.raises(ConflictError, match="--overwrite"):
         infer(spark, model_id, "parquet", tmp_path / "out", options={"path": str(data)})
     assert (tmp_path / "out" / "keep.txt").read_text() == "mine"
+    # --overwrite replaces only an earlier output; the user's own files need force
+    with pytest.raises(ConflictError, match=r"not a skil-sdk output \(such as 'keep.txt'"):
+        infer(spark, model_id, "parquet", tmp_path / "out", options={"path": str(data)},
+              overwrite=True)
+    assert (tmp_path / "out" / "keep.txt").read_text() == "mine"
     result = infer(
-        spark, model_id, "parquet", tmp_path / "out", options={"path": str(data)}, overwrite=True
+        spark, model_id, "parquet", tmp_path / "out", options={"path": str(data)},
+        overwrite="force",
     )
     assert result.rows == 8 and not (tmp_path / "out" / "keep.txt").exists()
+    again = infer(
+        spark, model_id, "parquet", tmp_path / "out", options={"path": str(data)}, overwrite=True
+    )
+    assert again.rows == 8 and (tmp_path / "out" / "_SUCCESS").exists()
 
 
 def test_unknown_provider_and_unknown_model(spark: Any, tmp_path: Path) -> None:

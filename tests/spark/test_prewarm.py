@@ -50,15 +50,14 @@ def test_prewarm_never_passes_the_job_token(tmp_path: Path) -> None:
 def test_submit_env_lets_the_bundle_cache_its_bytecode(
     built_bundle: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from _job_specs import make_job
+
     from skil_sdk.spark.args import SparkArgs
-    from skil_sdk.spark.request import InferenceRequest
 
     monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
     monkeypatch.setenv("PYSPARK_PYTHON", "/usr/bin/python3")
-    request = InferenceRequest(
-        model_id="m", provider="numpy", output="/tmp/out", spark_args=SparkArgs(master="local[2]")
-    )
-    env = submit_env(request, built_bundle, "job-token")
+    job = make_job(SparkArgs(master="local[2]"))
+    env = submit_env(job, built_bundle, "job-token")
     assert "PYTHONDONTWRITEBYTECODE" not in env and "PYSPARK_PYTHON" not in env
     assert env["SKIL_JOB_TOKEN"] == "job-token"
     assert env["PEX_ROOT"] == f"{env['SKIL_NODE_CACHE']}/pex"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _bundle_fixtures import write_wheel
@@ -11,7 +12,7 @@ from click.testing import CliRunner
 
 from skil_sdk.cli.main import main
 from skil_sdk.errors import ConflictError, InvalidValueError, NotFoundError
-from skil_sdk.home import sha256_file
+from skil_sdk.storage import sha256_file
 from skil_sdk.store.plugins import (
     current_plugins,
     get_plugin,
@@ -90,6 +91,21 @@ def test_cli_publish_list_show_remove(tmp_path: Path) -> None:
     assert json.loads(removed.output)["removed"][0]["version"] == "1.0"
     missing = runner.invoke(main, ["plugins", "show", "hand-made"])
     assert missing.exit_code == 1
+
+
+def test_cli_names_a_plugin_by_name_version_or_provider(tmp_path: Path) -> None:
+    runner = CliRunner()
+    for version in ("1.0", "1.1"):
+        publish_wheel(write_wheel(tmp_path / version, version=version))
+
+    def show(spec: str) -> Any:
+        return json.loads(runner.invoke(main, ["plugins", "show", spec, "--json"]).stdout)
+
+    assert show("Hand_Made==1.0")["version"] == "1.0"
+    assert show("hand-made")["version"] == "1.1"
+    assert show("hand")["name"] == "hand-made"  # its provider's name
+    refused = runner.invoke(main, ["plugins", "show", "hand-made>=1.0"])
+    assert refused.exit_code == 1 and "is not NAME or NAME==VERSION" in refused.output
 
 
 def test_store_leaves_no_work_directories(tmp_path: Path) -> None:

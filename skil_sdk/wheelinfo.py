@@ -1,24 +1,20 @@
 """What a wheel says about itself: name, version, requirements and entry points.
 
 Read from the wheel's ``.dist-info/METADATA`` and ``entry_points.txt``, never from its
-file name alone.
+file name alone. The builder and the plugin store both read wheels this way.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from packaging.utils import canonicalize_name
+
 from skil_sdk.errors import InvalidValueError
 
 ENTRY_POINT_GROUP = "skil_sdk"
-
-
-def canonical_name(name: str) -> str:
-    """PEP 503 normalized project name (``My_Plugin`` -> ``my-plugin``)."""
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 @dataclass(frozen=True)
@@ -33,8 +29,8 @@ class WheelInfo:
 
     @property
     def key(self) -> str:
-        """The normalized project name."""
-        return canonical_name(self.name)
+        """The normalized project name (PEP 503: ``My_Plugin`` -> ``my-plugin``)."""
+        return canonicalize_name(self.name)
 
     @property
     def plugin_entry_points(self) -> dict[str, str]:
@@ -115,8 +111,8 @@ def _dist_info_dir(names: list[str], path: Path) -> str:
     candidates = [c for c in candidates if c.endswith(".dist-info")]
     if not candidates:
         raise KeyError(f"no .dist-info/METADATA in {path.name}")
-    prefix = path.name.split("-")[0].lower()
+    wanted = canonicalize_name(path.name.split("-")[0])
     for candidate in candidates:
-        if candidate.split("-")[0].lower() == prefix:
+        if canonicalize_name(candidate.split("-")[0]) == wanted:
             return candidate
     return candidates[0]

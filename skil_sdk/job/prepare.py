@@ -1,0 +1,340 @@
+"""``prepare``: a user's request checked and turned into a :class:`JobSpec`, before Spark.
+
+Every entry point (``skil-sdk infer``, ``skil-sdk evaluate``, ``SkilContext``) prepares
+its job here, so a job runs with the same settings whichever way it was asked for.
+Everything that can be refused on the submitting machine is refused here: before a
+JVM starts, before the bundle is built or looked up, and before a job record exists.
+"""
+
+from __future__ import annotations
+
+import socket
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from skil_sdk.errors import ConflictError, InvalidValueError, NotFoundError, SparkError
+from skil_sdk.job.request import InferenceRequest
+from skil_sdk.job.spec import (
+    EVALUATE,
+    INFERENCE,
+    JOB_KINDS,
+    OVERWRITE_FORCE,
+    OVERWRITE_NO,
+    JobSpec,
+    ModelRef,
+    ProviderRef,
+    overwrite_mode,
+)
+from skil_sdk.uris import is_local, local_path
+
+EXECUTION_PROVIDERS = ("cpu", "cuda")
+#: Seconds to wait for a ``spark://`` master to accept a connection.
+MASTER_PROBE_SECONDS = 5.0
+#: What a directory may hold and still count as an earlier (incomplete) Spark output.
+_SPARK_LEFTOVERS = ("_temporary", "_SUCCESS", "_skil_job.json")
+
+
+def prepare(request: InferenceRequest, *, in_session: bool = False) -> JobSpec:
+    """The checked, frozen spec of ``request`` (its profile, or the default one, applied).
+
+    ``in_session`` is for jobs run inside an existing SparkSession: their executors
+    run that session's Python, so no bundle (and no published plugin) is needed, and
+    the session's master is not probed.
+    """
+    from skil_sdk.profiles import apply_profile
+    from skil_sdk.store.models import get_model
+
+    request = apply_profile(request, request.profile)
+    if request.kind not in JOB_KINDS:
+        raise InvalidValueError(f"A job's kind is inference or evaluate, not {request.kind!r}.")
+    args = request.spark_args
+    _check_spark_args(request)
+    overwrite = overwrite_mode(request.overwrite)
+    batch_size = request.batch_size if request.batch_size is not None else args.batch_size
+    if batch_size < 1:
+        raise InvalidValueError(f"batch_size must be at least 1, not {batch_size}; e.g. 1024.")
+    if request.execution_provider not in EXECUTION_PROVIDERS:
+        raise InvalidValueError(
+            f"execution provider must be one of {', '.join(EXECUTION_PROVIDERS)}, not "
+            f"{request.execution_provider!r}."
+        )
+    evaluation = _evaluation(request)
+    plugins = tuple(str(p) for p in request.plugins)
+    _check_plugin_projects(plugins)
+    if request.kind == INFERENCE:
+        if not request.output:
+            raise InvalidValueError("A batch-inference job needs an output path; pass --output.")
+        check_output_directory(request.output, overwrite)
+    elif request.output:
+        check_output_file(request.output, overwrite)
+    model = get_model(request.model_id)
+    provider, options = _provider(request, plugins, in_session)
+    if request.postprocess:
+        from skil_sdk.plugins import get_postprocessor
+
+        get_postprocessor(request.postprocess)
+    if not in_session:
+        probe_master(args.master)
+    job = JobSpec(
+        kind=request.kind,
+        model=ModelRef(model.id, model.sha256, model.signature),
+        provider=provider,
+        provider_options=options,
+        output=request.output,
+        overwrite=overwrite,
+        batch_size=int(batch_size),
+        spark_args=_recorded_spark_args(args, request.kind, evaluation),
+        keep_columns=tuple(request.keep_columns),
+        postprocess=request.postprocess,
+        postprocess_options=dict(request.postprocess_options),
+        plugins=plugins,
+        advertise_host=request.advertise_host,
+        execution_provider=request.execution_provider,
+        spark_home=request.spark_home,
+        profile=request.profile,
+        evaluation=evaluation,
+    )
+    from skil_sdk.spark.request import advertise_host
+
+    advertise_host(job)  # it must resolve here
+    return job
+
+
+def _recorded_spark_args(args: Any, kind: str, evaluation: dict[str, Any] | None) -> Any:
+    """SparkArgs as the job records them: SKIL's job fields say what the job does."""
+    recorded = args.to_dict()
+    recorded["do_inference"] = kind == INFERENCE
+    if evaluation is not None:
+        recorded["eval_type"] = evaluation["eval_type"]
+    return recorded
+
+
+def _check_spark_args(request: InferenceRequest) -> None:
+    args = request.spark_args
+    args.validate()
+    if args.deploy_mode == "cluster":
+        raise InvalidValueError(
+            "skil-sdk runs the job's driver on this machine (it serves the model and tracks "
+            "the job); use --deploy-mode client."
+        )
+    if args.kill or args.status:
+        raise InvalidValueError(
+            "kill and status ask spark-submit about another application; run "
+            "`spark-submit --kill ID` or `--status ID` directly, or `skil-sdk jobs kill JOB`."
+        )
+    for field_name, given, own in (
+        ("output_path", args.output_path, request.output),
+        ("data_set_provider", args.data_set_provider, request.provider),
+    ):
+        if given and own and given != own:
+            raise InvalidValueError(
+                f"SparkArgs.{field_name} is {given!r} but the job names {own!r}; give one."
+            )
+
+
+def _evaluation(request: InferenceRequest) -> dict[str, Any] | None:
+    if request.kind != EVALUATE:
+        return None
+    from skil_sdk.evaluation.metrics import EvaluationSettings
+
+    return EvaluationSettings.from_dict(dict(request.evaluation)).to_dict()
+
+
+def _check_plugin_projects(plugins: tuple[str, ...]) -> None:
+    for project in plugins:
+        if not (Path(project) / "pyproject.toml").exists():
+            raise InvalidValueError(
+                f"--plugin {project} is not a provider project (no pyproject.toml); pass the "
+                "directory `skil-sdk new provider` created."
+            )
+
+
+def _provider(
+    request: InferenceRequest, plugins: tuple[str, ...], in_session: bool
+) -> tuple[ProviderRef, dict[str, str]]:
+    """The provider resolved here, and its options checked against its ``OPTIONS``."""
+    from skil_sdk.plugins import BUILTIN_PLUGIN, get_provider
+    from skil_sdk.providers.options import resolve_options
+
+    try:
+        info = get_provider(request.provider)
+    except NotFoundError:
+        if ":" in request.provider or in_session:
+            raise
+        if request.provider in bundle_plugin_names(plugins):
+            # Published (or a --plugin project) but not installed here: the driver, inside
+            # the bundle that holds the plugin, checks the provider and its options.
+            return ProviderRef(request.provider, resolved=False), dict(request.provider_options)
+        raise _unknown_provider(request.provider, plugins) from None
+    by_path = ":" in request.provider
+    if not in_session and not by_path and info.plugin != BUILTIN_PLUGIN:
+        _check_published(request.provider, info.package, plugins)
+    options = resolve_options(info.name, info.options, request.provider_options)
+    ref = ProviderRef(
+        info.name, info.class_path, info.plugin, info.package, info.version, by_path=by_path
+    )
+    return ref, options
+
+
+def bundle_plugin_names(plugins: tuple[str, ...]) -> set[str]:
+    """The plugin (entry-point) names the job's bundle holds: published plugins and the
+    ``--plugin`` projects. A scaffolded plugin's provider has its plugin's name."""
+    from skil_sdk.store.plugins import current_plugins
+
+    names = {name for plugin in current_plugins() for name in plugin.entry_points}
+    for project in plugins:
+        names |= _project_entry_points(Path(project))
+    return names
+
+
+def _unknown_provider(name: str, plugins: tuple[str, ...]) -> NotFoundError:
+    from skil_sdk.plugins import list_providers
+    from skil_sdk.providers.options import did_you_mean
+
+    known = sorted({i.name for i in list_providers()} | bundle_plugin_names(plugins))
+    return NotFoundError(
+        f"No provider named {name!r}{did_you_mean(name, known)} (available: "
+        f"{', '.join(known) or 'none'}); install and publish the plugin that provides it, or "
+        "pass its project with --plugin."
+    )
+
+
+def _check_published(provider: str, package: str, plugins: tuple[str, ...]) -> None:
+    """A plugin's provider runs from the bundle: its package must be published or given."""
+    from packaging.utils import canonicalize_name
+
+    from skil_sdk.store.plugins import current_plugins
+
+    wanted = canonicalize_name(package)
+    if any(canonicalize_name(p.name) == wanted for p in current_plugins()):
+        return
+    if any(_project_name(Path(p)) == wanted for p in plugins):
+        return
+    raise NotFoundError(
+        f"The provider {provider!r} comes from the package {package!r}, which is installed "
+        f"here but not published, so the job's bundle would not hold it; run `skil-sdk "
+        f"publish PROJECT_DIR` for that package, or pass --plugin PROJECT_DIR."
+    )
+
+
+def _pyproject(project: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads((project / "pyproject.toml").read_text()).get("project") or {}
+    except (OSError, tomllib.TOMLDecodeError):
+        return {}
+
+
+def _project_name(project: Path) -> str | None:
+    from packaging.utils import canonicalize_name
+
+    name = _pyproject(project).get("name")
+    return canonicalize_name(name) if isinstance(name, str) else None
+
+
+def _project_entry_points(project: Path) -> set[str]:
+    group = (_pyproject(project).get("entry-points") or {}).get("skil_sdk") or {}
+    return set(group) if isinstance(group, dict) else set()
+
+
+def _existing_output(output: str, overwrite: str) -> Path | None:
+    """The local output path when it exists and what is there must be checked; None when
+    it is remote (the driver checks), absent, or ``overwrite`` is ``force``."""
+    if not is_local(output):
+        return None
+    path = local_path(output)
+    if not path.exists() and not path.is_symlink():
+        return None
+    if overwrite == OVERWRITE_NO:
+        raise ConflictError(
+            f"The output path {output} already exists; choose another or pass --overwrite."
+        )
+    return None if overwrite == OVERWRITE_FORCE else path
+
+
+def check_output_directory(output: str, overwrite: str) -> None:
+    """The output rule for a Parquet directory on this machine (remote paths: the driver).
+
+    An existing path is refused unless ``overwrite`` is ``yes`` and it is an earlier
+    skil-sdk output (it has ``_skil_job.json``), an empty directory or only Spark's
+    leftovers of an incomplete write; ``force`` replaces whatever is there.
+    """
+    path = _existing_output(output, overwrite)
+    if path is None:
+        return
+    if not path.is_dir():
+        raise ConflictError(
+            f"The output path {output} is a file, not an earlier skil-sdk output; choose "
+            "another path, or pass --overwrite=force to replace it."
+        )
+    foreign = foreign_entries(sorted(p.name for p in path.iterdir()))
+    if foreign:
+        raise ConflictError(
+            f"The output path {output} holds {_entries(len(foreign))} that {_be(len(foreign))} "
+            f"not a skil-sdk output (such as {foreign[0]!r}); choose another path, or pass "
+            "--overwrite=force to delete them."
+        )
+
+
+def _entries(count: int) -> str:
+    return f"{count} entr{'y' if count == 1 else 'ies'}"
+
+
+def _be(count: int) -> str:
+    return "is" if count == 1 else "are"
+
+
+def foreign_entries(names: list[str]) -> list[str]:
+    """The names in an output directory that no skil-sdk (Spark) output would hold.
+
+    A directory with ``_skil_job.json`` is an earlier skil-sdk output: nothing in it is
+    foreign. Otherwise only Spark's leftovers of an incomplete write and hidden files
+    are allowed.
+    """
+    if "_skil_job.json" in names:
+        return []
+    return [n for n in names if n not in _SPARK_LEFTOVERS and not n.startswith(".")]
+
+
+def check_output_file(output: str, overwrite: str) -> None:
+    """The output rule for an evaluation's metrics file on this machine."""
+    path = _existing_output(output, overwrite)
+    if path is None:
+        return
+    if not path.is_file() or not _is_metrics_file(path):
+        raise ConflictError(
+            f"The output path {output} is not an earlier skil-sdk metrics file; choose another "
+            "path, or pass --overwrite=force to replace it."
+        )
+
+
+def _is_metrics_file(path: Path) -> bool:
+    import json
+
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(document, dict) and isinstance(document.get("job"), dict)
+
+
+def probe_master(master: str) -> None:
+    """Refuse a ``spark://`` master that does not accept a TCP connection (every HA host).
+
+    A dead master would otherwise fail only after Spark's own retries (about a minute).
+    Other masters (local, YARN, Kubernetes) are left to spark-submit.
+    """
+    if not master.startswith("spark://"):
+        return
+    errors = []
+    for address in master[len("spark://") :].split(","):
+        host, _, port = address.rpartition(":")
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), MASTER_PROBE_SECONDS):
+                return
+        except OSError as exc:
+            errors.append(f"{address}: {exc.strerror or exc}")
+    raise SparkError(
+        f"The Spark master {master} did not answer ({'; '.join(errors)}); check the URL and "
+        "that the master is running (its web page, port 8080 by default, lists the URL)."
+    )

@@ -1,0 +1,38 @@
+"""What a user asks for: one batch-inference or evaluation job, before it is prepared."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from skil_sdk.spark.args import SparkArgs
+
+
+@dataclass
+class InferenceRequest:
+    """One job, as ``skil-sdk infer``, ``skil-sdk evaluate`` and ``SkilContext`` describe it.
+
+    :func:`skil_sdk.job.prepare.prepare` turns it into a checked, frozen
+    :class:`~skil_sdk.job.spec.JobSpec`.
+    """
+
+    model_id: str
+    provider: str
+    output: str
+    spark_args: SparkArgs = field(default_factory=SparkArgs)
+    batch_size: int | None = None
+    provider_options: dict[str, str] = field(default_factory=dict)
+    #: False, True (replace an earlier skil-sdk output or an empty directory) or "force".
+    overwrite: bool | str = False
+    keep_columns: list[str] = field(default_factory=list)
+    postprocess: str | None = None
+    postprocess_options: dict[str, str] = field(default_factory=dict)
+    plugins: list[str] = field(default_factory=list)
+    advertise_host: str | None = None
+    execution_provider: str = "cpu"
+    spark_home: str | None = None
+    profile: str | None = None
+    #: ``inference`` (write Parquet to ``output``) or ``evaluate`` (metrics; ``output``
+    #: is then an optional JSON file), with the evaluation's settings in ``evaluation``.
+    kind: str = "inference"
+    evaluation: dict[str, Any] = field(default_factory=dict)
