@@ -21,6 +21,7 @@ _LAZY: dict[str, str] = {
     "build": "skil_sdk.builder.api:build",
     "publish": "skil_sdk.builder.api:publish",
     "load_results": "skil_sdk.results:load_results",
+    "output_array": "skil_sdk.results:output_array",
     "results_dataset": "skil_sdk.results:results_dataset",
 }
 
@@ -35,6 +36,7 @@ __all__ = [
     "build",
     "hookimpl",
     "load_results",
+    "output_array",
     "publish",
     "results_dataset",
 ]

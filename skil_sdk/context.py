@@ -46,8 +46,10 @@ class SkilContext:
         advertise_host: str | None = None,
         execution_provider: str = "cpu",
         profile: str | None = None,
+        input_shapes: dict[str, Any] | None = None,
         detach: bool = False,
-        **provider_options: Any,
+        provider_options: dict[str, Any] | None = None,
+        **options: Any,
     ) -> str:
         """Run ``model_id`` over ``provider``'s keyed data and write Parquet to ``output_path``.
 
@@ -55,9 +57,12 @@ class SkilContext:
         the default profile of ``SKIL_HOME/config.toml``) fills what ``args`` leaves at
         its defaults, and the provider's options are checked before Spark starts.
         ``overwrite`` is False, True (replace an earlier skil-sdk output) or
-        ``"force"``. Blocks until the job ends (unless ``detach``) and returns the job
-        id; a failed job raises :class:`skil_sdk.errors.JobError`. ``provider_options``
-        are passed to the provider's ``data(spark, **options)`` as strings.
+        ``"force"``. ``input_shapes`` (``{"x": (3, 224, 224)}``) gives the per-row shape
+        of inputs whose dims are dynamic, as ``--input-shape`` does. Blocks until the job
+        ends (unless ``detach``) and returns the job id; a failed job raises
+        :class:`skil_sdk.errors.JobError`. The provider's options are the other keyword
+        arguments and ``provider_options`` (for an option named like a parameter of this
+        method, such as ``profile``); ``data(spark, **options)`` receives them as strings.
         """
         from skil_sdk.job.request import InferenceRequest
         from skil_sdk.spark.submit import submit
@@ -68,7 +73,7 @@ class SkilContext:
             output=str(output_path),
             spark_args=args or SparkArgs(),
             batch_size=batch_size,
-            provider_options={k: str(v) for k, v in provider_options.items()},
+            provider_options=_options(provider_options, options),
             overwrite=overwrite,
             keep_columns=list(keep_columns or []),
             postprocess=postprocess,
@@ -77,6 +82,7 @@ class SkilContext:
             advertise_host=advertise_host,
             execution_provider=execution_provider,
             profile=profile,
+            input_shapes={k: [int(d) for d in v] for k, v in (input_shapes or {}).items()},
         )
         return submit(request, detach=detach).job_id
 
@@ -93,7 +99,8 @@ class SkilContext:
         batch_size: int | None = None,
         overwrite: bool | str = False,
         profile: str | None = None,
-        **provider_options: Any,
+        provider_options: dict[str, Any] | None = None,
+        **options: Any,
     ) -> dict[str, Any]:
         """Evaluate ``model_id`` on ``provider``'s labelled data; return the metrics.
 
@@ -101,8 +108,8 @@ class SkilContext:
         ``rocbinary``, ``rocmulticlass`` or ``regression`` (docs/evaluation.md lists each
         one's keys); the returned dict also holds the ``job_id``. With ``output_path`` the
         metrics are written there as JSON too. A failed job raises
-        :class:`skil_sdk.errors.JobError`. ``profile`` applies as for
-        :meth:`batch_inference`.
+        :class:`skil_sdk.errors.JobError`. ``profile`` and the provider's options work as
+        for :meth:`batch_inference`.
         """
         from skil_sdk.evaluation.metrics import EvaluationSettings
         from skil_sdk.job.request import InferenceRequest
@@ -115,7 +122,7 @@ class SkilContext:
             output=str(output_path or ""),
             spark_args=args or SparkArgs(),
             batch_size=batch_size,
-            provider_options={k: str(v) for k, v in provider_options.items()},
+            provider_options=_options(provider_options, options),
             overwrite=overwrite,
             profile=profile,
             kind="evaluate",
@@ -129,3 +136,8 @@ class SkilContext:
         from skil_sdk.store.jobs import JobStore
 
         return JobStore().get(job_id).to_dict()
+
+
+def _options(explicit: dict[str, Any] | None, keywords: dict[str, Any]) -> dict[str, str]:
+    """Provider options from ``provider_options=`` and the other keyword arguments."""
+    return {str(k): str(v) for k, v in {**(explicit or {}), **keywords}.items()}

@@ -57,6 +57,26 @@ def load_results(path: str | Path) -> Any:
     return results_dataset(path).to_table()
 
 
+def output_array(results: Any, column: str) -> Any:
+    """One output column of :func:`load_results`'s table as a numpy array ``[rows, ...]``.
+
+    A column of an output ``[N, T, C]`` comes back as ``[rows, T, C]`` (every row must
+    have the same shape; read rows of different shapes with ``table[column][i]``).
+    """
+    import pyarrow as pa
+
+    from skil_sdk.providers.arrays import column_to_matrix
+
+    if column not in results.column_names:
+        raise InvalidValueError(
+            f"The results have no column {column!r} (columns: {', '.join(results.column_names)})."
+        )
+    values = results.column(column)
+    if not (pa.types.is_list(values.type) or pa.types.is_large_list(values.type)):
+        return values.to_numpy()
+    return column_to_matrix(values, column)
+
+
 def job_metadata(path: str | Path) -> dict[str, Any]:
     """The ``_skil_job.json`` record of an output directory."""
     import pyarrow.fs as pafs

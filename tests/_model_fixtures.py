@@ -204,3 +204,66 @@ def unsupported_op_model(directory: Path, name: str = "unsupported.onnx") -> Pat
     directory.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(directory / name))
     return directory / name
+
+
+def dynamic_cnn_model(directory: Path, name: str = "cnn.onnx", seed: int = 5) -> Path:
+    """``x [N, 3, H, W] -> scores [N, 4]``: a 3x3 convolution (padded) and a global average
+    pool, so any H and W work (a vision model exported with dynamic spatial dims)."""
+    rng = np.random.default_rng(seed)
+    weight = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    bias = rng.standard_normal(4).astype(np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+            helper.make_node("GlobalAveragePool", ["c"], ["p"]),
+            helper.make_node("Flatten", ["p"], ["scores"]),
+        ],
+        "cnn",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, "H", "W"])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", 4])],
+        initializer=[numpy_helper.from_array(weight, "w"), numpy_helper.from_array(bias, "b")],
+    )
+    return _save(_model(graph), directory / name)
+
+
+def recognizer_model(directory: Path, name: str = "ocr.onnx", seed: int = 6) -> Path:
+    """``x [N, 3, 8, W] -> logits [N, W, 5]``: one 5-class score per image column (a text
+    recognizer's shape: the sequence length follows the image width)."""
+    rng = np.random.default_rng(seed)
+    weight = rng.standard_normal((24, 5)).astype(np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("Transpose", ["x"], ["t"], perm=[0, 3, 1, 2]),
+            helper.make_node("Reshape", ["t", "shape"], ["flat"]),
+            helper.make_node("MatMul", ["flat", "w"], ["logits"]),
+        ],
+        "ocr",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, "W"])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", "W", 5])],
+        initializer=[
+            numpy_helper.from_array(weight, "w"),
+            numpy_helper.from_array(np.array([0, 0, -1], dtype=np.int64), "shape"),
+        ],
+    )
+    return _save(_model(graph), directory / name)
+
+
+def two_rank_model(directory: Path, name: str = "ranks.onnx", seed: int = 7) -> Path:
+    """``a [N, 4]`` and ``b [N, 2, 3]`` -> ``out [N, 2]``: two inputs of different ranks."""
+    rng = np.random.default_rng(seed)
+    weight = rng.standard_normal((10, 2)).astype(np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("Flatten", ["b"], ["bf"]),
+            helper.make_node("Concat", ["a", "bf"], ["ab"], axis=1),
+            helper.make_node("MatMul", ["ab", "w"], ["out"]),
+        ],
+        "ranks",
+        [
+            helper.make_tensor_value_info("a", TensorProto.FLOAT, ["N", 4]),
+            helper.make_tensor_value_info("b", TensorProto.FLOAT, ["N", 2, 3]),
+        ],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", 2])],
+        initializer=[numpy_helper.from_array(weight, "w")],
+    )
+    return _save(_model(graph), directory / name)

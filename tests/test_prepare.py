@@ -309,11 +309,71 @@ def test_prepare_takes_a_provider_only_the_bundle_holds(model_id: str, tmp_path:
     publish_wheel(wheel)
     job = prepare(InferenceRequest(model_id, "remote-rows", "out", provider_options={"n": "3"}))
     assert job.provider.name == "remote-rows" and not job.provider.resolved
-    with pytest.raises(NotFoundError, match="did you mean 'remote-rows'"):
-        prepare(InferenceRequest(model_id, "remote-row", "out"))
+    assert job.provider.lookup == "remote-rows" and dict(job.provider_options) == {"n": "3"}
+    by_path = prepare(InferenceRequest(model_id, "hand_made.provider:Rows", "out"))
+    assert by_path.provider.lookup == "hand_made.provider:Rows" and not by_path.provider.resolved
+    from skil_sdk.store.plugins import remove_plugin
+
+    remove_plugin("skil-remote")
+    with pytest.raises(NotFoundError, match="No provider named 'remote-rows'"):
+        prepare(InferenceRequest(model_id, "remote-rows", "out"))
 
 
 def test_sparkargs_and_master_checks_come_before_the_model(tmp_path: Path) -> None:
     with pytest.raises(InvalidValueError, match="master 'bogus'"):
         prepare(InferenceRequest("nosuch-0000", "parquet", "out",
                                  spark_args=SparkArgs(master="bogus")))
+
+
+def test_a_failed_job_removes_only_an_output_it_created(tmp_path: Path) -> None:
+    from _job_specs import make_job
+
+    from skil_sdk.spark.submit import discard_incomplete_output
+
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "data.csv").write_text("keep")
+    discard_incomplete_output(make_job(output=str(theirs), overwrite="force"), existed=True)
+    assert (theirs / "data.csv").read_text() == "keep", "a path that existed is never removed"
+    ours = tmp_path / "ours"
+    (ours / "_temporary" / "0").mkdir(parents=True)
+    discard_incomplete_output(make_job(output=str(ours)), existed=False)
+    assert not ours.exists(), "an incomplete output the job created is removed"
+    done = tmp_path / "done"
+    done.mkdir()
+    (done / "_SUCCESS").touch()
+    discard_incomplete_output(make_job(output=str(done)), existed=False)
+    assert (done / "_SUCCESS").exists(), "a committed output stays"
+
+
+def test_metrics_files_are_told_from_other_files() -> None:
+    from skil_sdk.job.prepare import is_metrics_document
+
+    assert is_metrics_document('{"accuracy": 0.9, "job": {"job_id": "job-1"}}')
+    assert not is_metrics_document('{"accuracy": 0.9}')
+    assert not is_metrics_document("id,label\n1,2\n")
+
+
+def test_dry_run_redacts_secret_options(model_id: str, tmp_path: Path) -> None:
+    env = dict(os.environ)
+    spark_tests = str(Path(__file__).parent / "spark")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [spark_tests, env.get("PYTHONPATH")]))
+    completed = skil(
+        "infer", "--model", model_id, "--provider", "_providers:OpenOptionsProvider",
+        "--provider-option", "api_token=hunter2", "--provider-option", "n=3", "--output",
+        str(tmp_path / "out"), "--dry-run", "--json", env=env,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "hunter2" not in completed.stdout
+    assert json.loads(completed.stdout)["provider_options"] == {"api_token": "***", "n": "3"}
+
+
+def test_a_missing_spark_installation_is_refused_before_the_bundle(
+    model_id: str, data: Path, tmp_path: Path, skil_home: Path
+) -> None:
+    completed = skil(
+        "infer", "--model", model_id, "--provider", "parquet", "--provider-option",
+        f"path={data}", "--output", str(tmp_path / "out"), "--spark-home", str(tmp_path),
+    )
+    assert completed.returncode == 1 and "has no bin/spark-submit" in completed.stderr
+    assert JobStore().list() == [] and not (skil_home / "cache").exists()

@@ -35,10 +35,10 @@ def _dead_pid() -> int:
     return int(child.stdout)
 
 
-def test_home_offers_the_storage_helpers_themselves() -> None:
-    for name in ("atomic_directory", "atomic_write_text", "ensure_dir", "path_lock",
-                 "sha256_bytes", "sha256_file", "tree_size"):
-        assert getattr(home, name) is getattr(storage, name)
+def test_the_storage_helpers_live_in_storage_only() -> None:
+    for name in ("atomic_directory", "atomic_write_text", "path_lock", "sha256_bytes",
+                 "sha256_file", "tree_size"):
+        assert callable(getattr(storage, name)) and name not in home.__all__
 
 
 def test_atomic_write_replaces_the_file_and_leaves_no_temp(tmp_path: Path) -> None:

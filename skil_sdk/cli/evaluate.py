@@ -13,6 +13,7 @@ from skil_sdk.cli.infer import (
     job_submit_options,
     job_target_options,
     overwrite_option,
+    parse_input_shapes,
     parse_pairs,
     run_prepared,
     spark_options,
@@ -50,10 +51,12 @@ from skil_sdk.evaluation.metrics import EVAL_TYPES
     help="The model output to evaluate (default: the first probability or float output).",
 )
 @click.option("--output", default=None, help="Also write the metrics as JSON to this path.")
-@overwrite_option("metrics file")
+@overwrite_option(
+    "Replace an existing --output file written by skil-sdk; --overwrite=force replaces any file."
+)
 @dry_run_option
 @job_submit_options
-@spark_options(exclude=["eval_type"])
+@spark_options
 @json_option
 def evaluate(**values: Any) -> None:
     """Evaluate a model on a provider's labelled data on Spark.
@@ -86,6 +89,7 @@ def evaluate(**values: Any) -> None:
         execution_provider=values["execution_provider"],
         spark_home=values["spark_home"],
         profile=values["profile"],
+        input_shapes=parse_input_shapes(values["input_shape"]),
         kind="evaluate",
         evaluation=evaluation,
     )

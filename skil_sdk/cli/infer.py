@@ -12,13 +12,34 @@ from skil_sdk.cli.output import emit, info, is_tty_stderr, json_option
 from skil_sdk.cli.sparkopts import SPARK_OPTIONS_EPILOG, build_spark_args, spark_options
 from skil_sdk.errors import InvalidValueError
 
-__all__ = ["build_spark_args", "job_submit_options", "job_target_options", "spark_options"]
+__all__ = [
+    "build_spark_args",
+    "job_submit_options",
+    "job_target_options",
+    "parse_input_shapes",
+    "spark_options",
+]
 
 _PAIR_EXAMPLES = {
     "--provider-option": "path=data/",
     "--conf": "spark.executor.cores=2",
     "--postprocess-option": "k=3",
+    "--input-shape": "x=3,224,224",
 }
+
+
+def parse_input_shapes(values: tuple[str, ...]) -> dict[str, list[int]]:
+    """``NAME=3,224,224`` strings as ``{name: [3, 224, 224]}``."""
+    shapes: dict[str, list[int]] = {}
+    for name, dims in parse_pairs(values, "--input-shape").items():
+        try:
+            shapes[name] = [int(d) for d in dims.split(",") if d.strip()]
+        except ValueError:
+            raise InvalidValueError(
+                f"--input-shape {name}={dims} is not a list of whole numbers; write e.g. "
+                f"--input-shape {name}=3,224,224."
+            ) from None
+    return shapes
 
 
 def parse_pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
@@ -67,6 +88,14 @@ def job_submit_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                 type=int,
                 default=None,
                 help="Rows per onnxruntime call (default 1024).",
+            ),
+            click.option(
+                "--input-shape",
+                "input_shape",
+                multiple=True,
+                metavar="NAME=D1,D2,...",
+                help="The per-row shape of a model input whose dims are dynamic, e.g. "
+                "x=3,224,224: flat rows are reshaped to it (repeatable).",
             ),
             click.option(
                 "--conf",
@@ -146,7 +175,7 @@ class _Progress:
             info(self.latest)
 
 
-def overwrite_option(what: str) -> Callable[..., Any]:
+def overwrite_option(help_text: str) -> Callable[..., Any]:
     """``--overwrite`` (replace an earlier skil-sdk output) or ``--overwrite=force``."""
     return click.option(
         "--overwrite",
@@ -155,8 +184,7 @@ def overwrite_option(what: str) -> Callable[..., Any]:
         default="no",
         type=click.Choice(["no", "yes", "force"]),
         metavar="[=force]",
-        help=f"Replace an existing {what} written by skil-sdk (or an empty directory); "
-        "--overwrite=force replaces whatever is there.",
+        help=help_text,
     )
 
 
@@ -180,7 +208,10 @@ def run_prepared(
 
     job = prepare(request)
     if values["dry_run"]:
-        emit(as_json, job.to_dict(), lambda: _print_spec(job.to_dict()))
+        from skil_sdk.job.spec import redact_options
+
+        shown = {**job.to_dict(), "provider_options": redact_options(job.provider_options)}
+        emit(as_json, shown, lambda: _print_spec(shown))
         return None
     progress = _Progress(enabled=not detach)
     try:
@@ -199,7 +230,10 @@ def _print_spec(spec: dict[str, Any]) -> None:
 @click.command(epilog=SPARK_OPTIONS_EPILOG)
 @job_target_options
 @click.option("--output", required=True, help="Output path (local, hdfs://, s3a://...).")
-@overwrite_option("output directory")
+@overwrite_option(
+    "Replace an existing output directory written by skil-sdk (or an empty one); "
+    "--overwrite=force replaces whatever is there."
+)
 @click.option("--detach", is_flag=True, help="Start the job and return its id at once.")
 @click.option(
     "--keep-column", "keep_columns", multiple=True, help="Copy a provider column into the output."
@@ -244,6 +278,7 @@ def infer(**values: Any) -> None:
         execution_provider=values["execution_provider"],
         spark_home=values["spark_home"],
         profile=values["profile"],
+        input_shapes=parse_input_shapes(values["input_shape"]),
     )
     result = run_prepared(request, values, as_json, detach=values["detach"])
     if result is None:

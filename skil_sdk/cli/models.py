@@ -89,8 +89,13 @@ def show_command(model_id: str, as_json: bool) -> None:
             for spec in record.signature[side]:
                 what = spec["type"] if spec["kind"] == "tensor" else spec["kind"]
                 click.echo(f"  {spec['name']}  {what}  {json.dumps(spec['shape'])}")
+                if side == "inputs" and feeding.get(spec["name"]):
+                    click.echo(f"    {feeding[spec['name']]}")
 
-    emit(as_json, record.to_dict(), human)
+    from skil_sdk.inference.signature import feeding_hint
+
+    feeding = {s["name"]: feeding_hint(s) for s in record.signature["inputs"]}
+    emit(as_json, {**record.to_dict(), "feeding": feeding}, human)
 
 
 @models.command("remove")

@@ -88,7 +88,9 @@ def partition_state(
             )
         if runner is None:
             runner = executor.model_runner(config)
-        outputs = runner.run(batch.features)
+        outputs = executor.run_naming_first_id(
+            runner, batch.features, batch.ids, config.input_shapes
+        )
         state.update(select_output(outputs, settings.output), batch.labels)
         rows += count
     if stats is not None:

@@ -68,9 +68,17 @@ class ModelRunner:
         self.batch_size: int | None = fixed_batch_size(self.signature["inputs"])
         self._warned = False
 
-    def run(self, features: np.ndarray | Mapping[str, Any]) -> Outputs:
-        """Run the model on N rows; every output has N rows (see the class docstring)."""
-        feeds = self._feeds(features)
+    def run(
+        self,
+        features: np.ndarray | Mapping[str, Any],
+        input_shapes: Mapping[str, Sequence[int]] | None = None,
+    ) -> Outputs:
+        """Run the model on N rows; every output has N rows (see the class docstring).
+
+        ``input_shapes`` gives the per-row shape of inputs whose dims the model leaves
+        dynamic (``--input-shape``): flat rows are reshaped to it.
+        """
+        feeds = self._feeds(features, input_shapes or {})
         rows = _row_count(feeds)
         if rows == 0:
             return {
@@ -89,7 +97,9 @@ class ModelRunner:
             )
         return run_in_chunks(self._run_once, feeds, rows, self.batch_size, self.output_names)
 
-    def _feeds(self, features: np.ndarray | Mapping[str, Any]) -> dict[str, np.ndarray]:
+    def _feeds(
+        self, features: np.ndarray | Mapping[str, Any], shapes: Mapping[str, Sequence[int]]
+    ) -> dict[str, np.ndarray]:
         if isinstance(features, Mapping):
             missing = [n for n in self.input_names if n not in features]
             unknown = [n for n in features if n not in self._specs]
@@ -98,7 +108,9 @@ class ModelRunner:
                     f"Model {self.model_path.name} takes inputs {self.input_names}, got "
                     f"{sorted(features)}; name every input exactly once."
                 )
-            feeds = {n: shape_input(self._specs[n], features[n]) for n in self.input_names}
+            feeds = {
+                n: shape_input(self._specs[n], features[n], shapes.get(n)) for n in self.input_names
+            }
         else:
             if len(self.input_names) != 1:
                 raise ModelError(
@@ -106,7 +118,7 @@ class ModelRunner:
                     f"({', '.join(self.input_names)}); pass a dict of input name to rows."
                 )
             name = self.input_names[0]
-            feeds = {name: shape_input(self._specs[name], features)}
+            feeds = {name: shape_input(self._specs[name], features, shapes.get(name))}
         counts = {n: (a.shape[0] if a.ndim else 1) for n, a in feeds.items()}
         if len(set(counts.values())) > 1:
             raise ModelError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -49,18 +50,22 @@ def to_array(spec: dict[str, Any], values: Any) -> np.ndarray:
         ) from exc
 
 
-def shape_input(spec: dict[str, Any], values: Any) -> np.ndarray:
+def shape_input(
+    spec: dict[str, Any], values: Any, row_shape: Sequence[int] | None = None
+) -> np.ndarray:
     """Cast ``values`` (N rows) to the input's type and reshape each row to its shape.
 
     Rows may already have the model's per-row shape, or be flat: 784 values become
     ``[1, 28, 28]`` for an input shaped ``[N, 1, 28, 28]``. One symbolic per-row dim
-    is inferred from the row length.
+    is inferred from the row length; ``row_shape`` (``--input-shape``) gives them all.
     """
     array = to_array(spec, values)
+    name = spec["name"]
+    if row_shape:
+        return _given_shape(name, array, [int(d) for d in row_shape])
     shape = spec.get("shape")
     if not shape:
         return array
-    name = spec["name"]
     if array.ndim == 0:
         raise ModelError(
             f"Input '{name}' got a single value, not rows; send rows shaped {format_shape(shape)}."
@@ -86,6 +91,22 @@ def shape_input(spec: dict[str, Any], values: Any) -> np.ndarray:
         )
     target = [d if isinstance(d, int) else size // max(known, 1) for d in row]
     return flat.reshape([rows, *target])
+
+
+def _given_shape(name: str, array: np.ndarray, row: list[int]) -> np.ndarray:
+    if array.ndim == 0:
+        raise ModelError(f"Input '{name}' got a single value, not rows of {row}.")
+    if list(array.shape[1:]) == row:
+        return array
+    size = math.prod(row)
+    flat = array.reshape(array.shape[0], -1)
+    if flat.shape[1] != size:
+        raise ModelError(
+            f"Input '{name}' rows were given the shape {','.join(map(str, row))} "
+            f"(--input-shape, {size} values) but hold {flat.shape[1]} values; fix the rows "
+            "or the --input-shape."
+        )
+    return flat.reshape([array.shape[0], *row])
 
 
 def _matches(actual: tuple[int, ...], row: list[Any]) -> bool:

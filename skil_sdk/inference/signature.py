@@ -113,3 +113,26 @@ def format_shape(shape: Sequence[Dim] | None) -> str:
     if shape is None:
         return "[?]"
     return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
+
+
+def feeding_hint(spec: dict[str, Any]) -> str | None:
+    """How to feed an input whose per-row dims are dynamic (None when they are all fixed)."""
+    shape = spec.get("shape")
+    if spec.get("kind", "tensor") != "tensor" or shape is None:
+        return None
+    row = list(shape[1:])
+    dynamic = [i for i, d in enumerate(row) if not isinstance(d, int)]
+    if not dynamic:
+        return None
+    example = ",".join(str(d) if isinstance(d, int) else "224" for d in row)
+    if len(dynamic) == 1 and len(row) > 1:
+        return (
+            f"dynamic dim at position {dynamic[0] + 1}: flat rows set it from their length; or "
+            f"store rows already shaped, or pass --input-shape {spec['name']}={example}"
+        )
+    if len(row) == 1:
+        return "dynamic length: rows of any length (rows of one length per batch run together)"
+    return (
+        f"{len(dynamic)} dynamic dims: store rows already shaped (nested lists), or pass "
+        f"--input-shape {spec['name']}={example} for flat rows"
+    )

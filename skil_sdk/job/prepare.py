@@ -31,8 +31,6 @@ from skil_sdk.uris import is_local, local_path
 EXECUTION_PROVIDERS = ("cpu", "cuda")
 #: Seconds to wait for a ``spark://`` master to accept a connection.
 MASTER_PROBE_SECONDS = 5.0
-#: What a directory may hold and still count as an earlier (incomplete) Spark output.
-_SPARK_LEFTOVERS = ("_temporary", "_SUCCESS", "_skil_job.json")
 
 
 def prepare(request: InferenceRequest, *, in_session: bool = False) -> JobSpec:
@@ -69,12 +67,17 @@ def prepare(request: InferenceRequest, *, in_session: bool = False) -> JobSpec:
     elif request.output:
         check_output_file(request.output, overwrite)
     model = get_model(request.model_id)
+    input_shapes = check_input_shapes(model.signature, request.input_shapes)
     provider, options = _provider(request, plugins, in_session)
     if request.postprocess:
         from skil_sdk.plugins import get_postprocessor
 
         get_postprocessor(request.postprocess)
+    recorded = _recorded_spark_args(args, request.kind, evaluation)
     if not in_session:
+        from skil_sdk.spark.sparkhome import find_spark_home
+
+        find_spark_home(request.spark_home)
         probe_master(args.master)
     job = JobSpec(
         kind=request.kind,
@@ -84,7 +87,7 @@ def prepare(request: InferenceRequest, *, in_session: bool = False) -> JobSpec:
         output=request.output,
         overwrite=overwrite,
         batch_size=int(batch_size),
-        spark_args=_recorded_spark_args(args, request.kind, evaluation),
+        spark_args=recorded,
         keep_columns=tuple(request.keep_columns),
         postprocess=request.postprocess,
         postprocess_options=dict(request.postprocess_options),
@@ -94,6 +97,7 @@ def prepare(request: InferenceRequest, *, in_session: bool = False) -> JobSpec:
         spark_home=request.spark_home,
         profile=request.profile,
         evaluation=evaluation,
+        input_shapes=input_shapes,
     )
     from skil_sdk.spark.request import advertise_host
 
@@ -101,12 +105,56 @@ def prepare(request: InferenceRequest, *, in_session: bool = False) -> JobSpec:
     return job
 
 
+def check_input_shapes(
+    signature: Any, given: dict[str, Any]
+) -> dict[str, tuple[int, ...]]:
+    """``--input-shape`` values checked against the model's inputs: a known input, positive
+    dims, the input's rank, and its fixed dims kept."""
+    from skil_sdk.inference.signature import format_shape
+
+    inputs = {i["name"]: i for i in signature["inputs"]}
+    checked: dict[str, tuple[int, ...]] = {}
+    for name, dims in given.items():
+        if name not in inputs:
+            raise InvalidValueError(
+                f"--input-shape names {name!r}, which is not an input of the model (its inputs: "
+                f"{', '.join(inputs)})."
+            )
+        shape = tuple(int(d) for d in dims)
+        if not shape or any(d < 1 for d in shape):
+            raise InvalidValueError(
+                f"--input-shape {name}={','.join(map(str, dims))} needs positive dims, e.g. "
+                f"{name}=3,224,224."
+            )
+        model_shape = inputs[name].get("shape")
+        if model_shape is not None:
+            row = list(model_shape[1:])
+            if len(row) != len(shape):
+                raise InvalidValueError(
+                    f"Input {name!r} is {format_shape(model_shape)}, so each row has "
+                    f"{len(row)} dims; --input-shape {name}={','.join(map(str, shape))} gives "
+                    f"{len(shape)}."
+                )
+            for position, (fixed, wanted) in enumerate(zip(row, shape, strict=True), 1):
+                if isinstance(fixed, int) and fixed != wanted:
+                    raise InvalidValueError(
+                        f"--input-shape {name}={','.join(map(str, shape))} contradicts the "
+                        f"model's fixed dim {fixed} at position {position} of "
+                        f"{format_shape(model_shape)}; keep {fixed} there."
+                    )
+        checked[name] = shape
+    return checked
+
+
 def _recorded_spark_args(args: Any, kind: str, evaluation: dict[str, Any] | None) -> Any:
     """SparkArgs as the job records them: SKIL's job fields say what the job does."""
+    from skil_sdk.spark.args import SparkArgs
+
     recorded = args.to_dict()
-    recorded["do_inference"] = kind == INFERENCE
+    recorded["do_inference"] = True  # an inference or an evaluation: never a training job
     if evaluation is not None:
         recorded["eval_type"] = evaluation["eval_type"]
+    SparkArgs.from_dict(recorded).validate()
     return recorded
 
 
@@ -157,24 +205,68 @@ def _provider(
     from skil_sdk.plugins import BUILTIN_PLUGIN, get_provider
     from skil_sdk.providers.options import resolve_options
 
+    by_path = ":" in request.provider
     try:
         info = get_provider(request.provider)
     except NotFoundError:
-        if ":" in request.provider or in_session:
+        if not in_session and bundle_may_hold(request.provider, plugins):
+            # A published plugin (or a --plugin project) that is not installed here: the
+            # driver, inside the bundle that holds it, checks the provider and its options.
+            ref = ProviderRef(
+                request.provider,
+                class_path=request.provider if by_path else None,
+                resolved=False,
+                by_path=by_path,
+            )
+            return ref, dict(request.provider_options)
+        if by_path:
             raise
-        if request.provider in bundle_plugin_names(plugins):
-            # Published (or a --plugin project) but not installed here: the driver, inside
-            # the bundle that holds the plugin, checks the provider and its options.
-            return ProviderRef(request.provider, resolved=False), dict(request.provider_options)
         raise _unknown_provider(request.provider, plugins) from None
-    by_path = ":" in request.provider
-    if not in_session and not by_path and info.plugin != BUILTIN_PLUGIN:
+    if not in_session and info.plugin != BUILTIN_PLUGIN and _is_plugin_package(info.package):
         _check_published(request.provider, info.package, plugins)
-    options = resolve_options(info.name, info.options, request.provider_options)
+    local = request.spark_args.master_kind == "local"
+    options = resolve_options(
+        info.name, info.options, request.provider_options, check_paths=local or in_session
+    )
     ref = ProviderRef(
         info.name, info.class_path, info.plugin, info.package, info.version, by_path=by_path
     )
     return ref, options
+
+
+def bundle_may_hold(provider: str, plugins: tuple[str, ...]) -> bool:
+    """Whether the job's bundle may hold a provider this machine cannot import.
+
+    It does when the name is a plugin's (entry-point) name, or when a published plugin or
+    a ``--plugin`` project is not installed here, so its providers cannot be listed.
+    """
+    from importlib import metadata
+
+    from skil_sdk.store.plugins import current_plugins
+
+    if provider in bundle_plugin_names(plugins):
+        return True
+    names = [p.name for p in current_plugins()]
+    names += [n for n in (_project_name(Path(p)) for p in plugins) if n]
+    for name in names:
+        try:
+            metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            return True
+    return False
+
+
+def _is_plugin_package(package: str | None) -> bool:
+    """Whether the installed distribution ``package`` declares skil_sdk entry points."""
+    from importlib import metadata
+
+    if not package or package == "unknown":
+        return False
+    try:
+        entry_points = metadata.distribution(package).entry_points
+    except metadata.PackageNotFoundError:
+        return False
+    return any(ep.group == "skil_sdk" for ep in entry_points)
 
 
 def bundle_plugin_names(plugins: tuple[str, ...]) -> set[str]:
@@ -288,12 +380,12 @@ def foreign_entries(names: list[str]) -> list[str]:
     """The names in an output directory that no skil-sdk (Spark) output would hold.
 
     A directory with ``_skil_job.json`` is an earlier skil-sdk output: nothing in it is
-    foreign. Otherwise only Spark's leftovers of an incomplete write and hidden files
-    are allowed.
+    foreign. Otherwise only what an incomplete Spark write leaves is allowed: part files,
+    ``_``-prefixed entries (``_temporary``, ``__magic``, ``_SUCCESS``) and hidden files.
     """
     if "_skil_job.json" in names:
         return []
-    return [n for n in names if n not in _SPARK_LEFTOVERS and not n.startswith(".")]
+    return [n for n in names if not n.startswith(("_", ".", "part-"))]
 
 
 def check_output_file(output: str, overwrite: str) -> None:
@@ -309,11 +401,19 @@ def check_output_file(output: str, overwrite: str) -> None:
 
 
 def _is_metrics_file(path: Path) -> bool:
+    try:
+        return is_metrics_document(path.read_text())
+    except OSError:
+        return False
+
+
+def is_metrics_document(text: str) -> bool:
+    """Whether ``text`` is a metrics file an evaluation wrote (JSON with a ``job`` object)."""
     import json
 
     try:
-        document = json.loads(path.read_text())
-    except (OSError, ValueError):
+        document = json.loads(text)
+    except ValueError:
         return False
     return isinstance(document, dict) and isinstance(document.get("job"), dict)
 

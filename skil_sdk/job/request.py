@@ -32,6 +32,9 @@ class InferenceRequest:
     execution_provider: str = "cpu"
     spark_home: str | None = None
     profile: str | None = None
+    #: Per-row shapes of model inputs (``--input-shape NAME=3,224,224``), resolving their
+    #: dynamic dims for flat rows.
+    input_shapes: dict[str, list[int]] = field(default_factory=dict)
     #: ``inference`` (write Parquet to ``output``) or ``evaluate`` (metrics; ``output``
     #: is then an optional JSON file), with the evaluation's settings in ``evaluation``.
     kind: str = "inference"

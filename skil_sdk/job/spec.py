@@ -108,6 +108,9 @@ class JobSpec:
     profile: str | None = None
     #: The evaluation's settings (``EvaluationSettings.to_dict()``) for ``evaluate`` jobs.
     evaluation: Mapping[str, Any] | None = None
+    #: Per-row shapes of model inputs given with ``--input-shape`` (checked against the
+    #: model's fixed dims).
+    input_shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
     schema_version: int = SPEC_SCHEMA_VERSION
 
     def spark(self) -> Any:
@@ -149,6 +152,9 @@ class JobSpec:
         values["provider"] = ProviderRef(**values["provider"])
         values["keep_columns"] = tuple(values.get("keep_columns") or ())
         values["plugins"] = tuple(values.get("plugins") or ())
+        values["input_shapes"] = {
+            str(k): tuple(int(d) for d in v) for k, v in (values.get("input_shapes") or {}).items()
+        }
         return cls(**values)
 
 
@@ -165,6 +171,8 @@ class DriverSpec:
     node_cache: str | None = None
     app_name: str = "skil-sdk"
     submitted_at: float = 0.0
+    #: True for a job run in the caller's own SparkSession (it has no job log).
+    in_session: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -78,67 +80,150 @@ def _row_name(ids: Any, row: int) -> str:
     return f"the row with id {value!r}"
 
 
-def _refuse_null_values(
-    column: pa.Array, flat: pa.Array, name: str, ids: Any
-) -> None:
-    """Refuse null values inside rows (numpy would turn them into NaN silently)."""
-    if flat.null_count:
-        offsets = column.offsets.to_numpy() if hasattr(column, "offsets") else None
-        first = int(np.flatnonzero(flat.is_null().to_numpy(zero_copy_only=False))[0])
-        if offsets is not None:
-            row = int(np.searchsorted(offsets - offsets[0], first, side="right")) - 1
-        else:
-            row = first // column.type.list_size
-        raise ModelError(
-            f"Column {name!r} has {flat.null_count} null values inside its rows (first in "
-            f"{_row_name(ids, row)}); fill them (e.g. with NaN or 0) before inference."
-        )
+def _is_list(arrow_type: pa.DataType) -> bool:
+    return bool(
+        pa.types.is_list(arrow_type)
+        or pa.types.is_large_list(arrow_type)
+        or pa.types.is_fixed_size_list(arrow_type)
+    )
 
 
-def column_to_matrix(
+def _first_of_each_row(parents: np.ndarray, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each row, the index of its first element in ``parents`` and whether it has one."""
+    starts = np.searchsorted(parents, np.arange(rows))
+    clipped = np.minimum(starts, max(len(parents) - 1, 0))
+    has = (starts < len(parents)) & (parents[clipped] == np.arange(rows)) if len(parents) else (
+        np.zeros(rows, dtype=bool)
+    )
+    return clipped, has
+
+
+def tensor_rows(
     column: pa.Array | pa.ChunkedArray, name: str = "features", ids: Any = None
-) -> np.ndarray:
-    """A list (or scalar) column of N rows as a 2-D numpy array of N rows.
+) -> tuple[pa.Array, np.ndarray]:
+    """The leaf values of a (nested) list column and each row's shape (``rows x depth``).
 
-    Every row must hold the same number of values and none may be null; an error names
-    the offending row by its id when ``ids`` (the batch's id column) is given.
+    A row is a regular tensor: at each nesting level, every list of one row has the same
+    length (Arrow's flatten level by level; no Python loop per value). A scalar column has
+    depth 0. Null rows, null values and rows that are not regular are refused, naming the
+    row by its id when ``ids`` is given.
     """
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
-    n = len(column)
+    rows = len(column)
     if column.null_count:
         row = int(np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))[0])
         raise ModelError(
             f"Column {name!r} has {column.null_count} null rows (first: "
             f"{_row_name(ids, row)}); drop or fill them before inference."
         )
-    if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
-        lengths = pc.list_value_length(column).to_numpy(zero_copy_only=False)
-        if n and lengths.min() != lengths.max():
-            row = int(np.argmax(lengths != lengths[0]))
+    parents = np.arange(rows)
+    dims: list[np.ndarray] = []
+    current: pa.Array = column
+    while _is_list(current.type):
+        if dims and current.null_count:
+            nulls = np.flatnonzero(current.is_null().to_numpy(zero_copy_only=False))
+            _null_values(name, current.null_count, ids, int(parents[int(nulls[0])]))
+        if pa.types.is_fixed_size_list(current.type):
+            lengths = np.full(len(current), current.type.list_size, dtype=np.int64)
+        else:
+            lengths = pc.list_value_length(current).to_numpy(zero_copy_only=False)
+            lengths = lengths.astype(np.int64)
+        first, has = _first_of_each_row(parents, rows)
+        row_length = np.where(has, lengths[first] if len(lengths) else 0, 0)
+        uneven = lengths != row_length[parents]
+        if uneven.any():
+            row = int(parents[int(np.argmax(uneven))])
+            raise ModelError(
+                f"Column {name!r} holds a row that is not a regular tensor ({_row_name(ids, row)}"
+                " has lists of different lengths at one level); give every row one shape."
+            )
+        dims.append(row_length)
+        parents = np.repeat(parents, lengths)
+        current = current.flatten()
+    if current.null_count:
+        nulls = np.flatnonzero(current.is_null().to_numpy(zero_copy_only=False))
+        _null_values(name, current.null_count, ids, int(parents[int(nulls[0])]))
+    shapes = np.stack(dims, axis=1) if dims else np.zeros((rows, 0), dtype=np.int64)
+    return current, shapes
+
+
+def _null_values(name: str, count: int, ids: Any, row: int) -> None:
+    """Refuse null values inside rows (numpy would turn them into NaN silently)."""
+    raise ModelError(
+        f"Column {name!r} has {count} null values inside its rows (first in "
+        f"{_row_name(ids, row)}); fill them (e.g. with NaN or 0) before inference."
+    )
+
+
+def _tensor(leaf: pa.Array, shapes: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """Rows ``start..stop`` (all of one shape) as one numpy array ``[rows, *shape]``."""
+    sizes = np.prod(shapes, axis=1) if shapes.shape[1] else np.ones(len(shapes), np.int64)
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    begin, end = int(offsets[start]), int(offsets[stop])
+    values = leaf.slice(begin, end - begin).to_numpy(zero_copy_only=False)
+    row_shape = [int(d) for d in shapes[start]] if shapes.shape[1] else [1]
+    return values.reshape([stop - start, *row_shape])
+
+
+def column_to_matrix(
+    column: pa.Array | pa.ChunkedArray, name: str = "features", ids: Any = None
+) -> np.ndarray:
+    """A list (or scalar) column of N rows as one numpy array of N rows.
+
+    A flat list column gives ``[N, width]``, a nested one ``[N, d1, d2, ...]`` (each row's
+    own shape), a scalar column ``[N, 1]``. Every row must have the same shape and none
+    may be null; an error names the offending row by its id when ``ids`` is given.
+    """
+    leaf, shapes = tensor_rows(column, name, ids)
+    rows = len(shapes)
+    if rows and shapes.shape[1]:
+        differs = np.any(shapes != shapes[0], axis=1)
+        if differs.any():
+            row = int(np.argmax(differs))
             raise ModelError(
                 f"Rows of column {name!r} have different feature lengths "
-                f"({int(lengths[0])} in {_row_name(ids, 0)}, {int(lengths[row])} in "
+                f"({_dims(shapes[0])} in {_row_name(ids, 0)}, {_dims(shapes[row])} in "
                 f"{_row_name(ids, row)}); every row must have the length the model expects."
             )
-        flat = column.flatten()
-        _refuse_null_values(column, flat, name, ids)
-        values = flat.to_numpy(zero_copy_only=False)
-        width = int(lengths[0]) if n else 0
-        return values.reshape(n, width)
-    if pa.types.is_fixed_size_list(column.type):
-        flat = column.flatten()
-        _refuse_null_values(column, flat, name, ids)
-        values = flat.to_numpy(zero_copy_only=False)
-        return values.reshape(n, column.type.list_size)
-    return column.to_numpy(zero_copy_only=False).reshape(n, 1)
+    if not rows:
+        return leaf.to_numpy(zero_copy_only=False).reshape([0, *([0] * max(1, shapes.shape[1]))])
+    return _tensor(leaf, shapes, 0, rows)
+
+
+def _dims(shape: np.ndarray) -> str:
+    return "x".join(str(int(d)) for d in shape)
 
 
 def features_from_batch(batch: pa.RecordBatch, columns: list[str], ids: Any = None) -> Any:
-    """Features of a record batch: one matrix, or a dict of column name to matrix.
+    """Features of a record batch: one array, or a dict of column name to array.
 
     ``ids`` (the batch's ids) lets an error name the offending row by its id.
     """
     if len(columns) == 1:
         return column_to_matrix(batch.column(columns[0]), columns[0], ids)
     return {c: column_to_matrix(batch.column(c), c, ids) for c in columns}
+
+
+def feature_runs(
+    batch: pa.RecordBatch, columns: list[str], ids: Any = None
+) -> Iterator[tuple[int, int, Any]]:
+    """``(start, stop, features)`` for each run of consecutive rows of one shape.
+
+    Rows of different shapes (text lines of different widths, images of different
+    sizes) run as sub-batches of equal shape, in the order given; a batch whose rows all
+    have one shape is one run.
+    """
+    read = {c: tensor_rows(batch.column(c), c, ids) for c in columns}
+    rows = batch.num_rows
+    if not rows:
+        return
+    combined = np.concatenate([shapes for _leaf, shapes in read.values()], axis=1)
+    if combined.shape[1]:
+        changes = np.flatnonzero(np.any(combined[1:] != combined[:-1], axis=1)) + 1
+    else:
+        changes = np.array([], dtype=np.int64)
+    bounds = [0, *[int(c) for c in changes], rows]
+    for start, stop in itertools.pairwise(bounds):
+        arrays = {c: _tensor(leaf, shapes, start, stop) for c, (leaf, shapes) in read.items()}
+        yield start, stop, arrays[columns[0]] if len(columns) == 1 else arrays

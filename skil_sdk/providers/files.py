@@ -151,11 +151,12 @@ class ParquetSource(ExecutorSource):
         return spark_type_of(self._id_arrow_type)
 
     def read(self, split: ParquetSplit, batch_size: int) -> Iterator[tuple[Any, Any]]:
-        from skil_sdk.providers.arrays import features_from_batch
+        from skil_sdk.providers.arrays import feature_runs
 
         for batch in self._batches(split, batch_size, []):
             ids = batch.column(self.id_column)
-            yield ids, features_from_batch(batch, self.feature_columns, ids)
+            for start, stop, features in feature_runs(batch, self.feature_columns, ids):
+                yield ids.slice(start, stop - start), features
 
     def has_labels(self, label_column: str) -> bool:
         """Whether the files have the column ``label_column``."""
@@ -165,15 +166,13 @@ class ParquetSource(ExecutorSource):
         self, split: ParquetSplit, batch_size: int, label_column: str
     ) -> Iterator[tuple[Any, Any, np.ndarray]]:
         """``(ids, features, labels)`` read in one pass, the labels from ``label_column``."""
-        from skil_sdk.providers.arrays import column_to_matrix, features_from_batch
+        from skil_sdk.providers.arrays import column_to_matrix, feature_runs
 
         for batch in self._batches(split, batch_size, [label_column]):
             ids = batch.column(self.id_column)
-            yield (
-                ids,
-                features_from_batch(batch, self.feature_columns, ids),
-                column_to_matrix(batch.column(label_column), label_column, ids),
-            )
+            labels = column_to_matrix(batch.column(label_column), label_column, ids)
+            for start, stop, features in feature_runs(batch, self.feature_columns, ids):
+                yield ids.slice(start, stop - start), features, labels[start:stop]
 
     def _batches(self, split: ParquetSplit, batch_size: int, extra: list[str]) -> Iterator[Any]:
         import pyarrow.parquet as pq

@@ -17,7 +17,7 @@ from skil_sdk.uris import is_local, local_path
 
 _TRUE = ("true", "1", "yes", "on")
 _FALSE = ("false", "0", "no", "off")
-_WILDCARDS = ("*", "?", "[")
+_WILDCARDS = ("*", "?", "[", "{")
 
 
 def did_you_mean(word: str, candidates: Sequence[str]) -> str:
@@ -27,11 +27,16 @@ def did_you_mean(word: str, candidates: Sequence[str]) -> str:
 
 
 def resolve_options(
-    provider: str, declared: Sequence[ProviderOption], given: Mapping[str, str]
+    provider: str,
+    declared: Sequence[ProviderOption],
+    given: Mapping[str, str],
+    check_paths: bool = True,
 ) -> dict[str, str]:
     """``given`` checked against ``declared``, with defaults filled in.
 
-    A provider that declares no options takes any, unchecked.
+    A provider that declares no options takes any, unchecked. ``check_paths`` (local
+    masters) makes a ``path`` option name something that exists on this machine; on a
+    cluster a path without a scheme may name the cluster's default file system.
     """
     options = {str(k): str(v) for k, v in given.items()}
     if not declared:
@@ -46,7 +51,8 @@ def resolve_options(
     resolved: dict[str, str] = {}
     for option in declared:
         if option.name in options:
-            resolved[option.name] = check_value(provider, option, options[option.name])
+            value = options[option.name]
+            resolved[option.name] = check_value(provider, option, value, check_paths)
         elif option.required:
             raise InvalidValueError(
                 f"The {provider} provider needs the option {option.name!r}, {option.help}; "
@@ -57,7 +63,9 @@ def resolve_options(
     return resolved
 
 
-def check_value(provider: str, option: ProviderOption, value: str) -> str:
+def check_value(
+    provider: str, option: ProviderOption, value: str, check_paths: bool = True
+) -> str:
     """``value`` checked against ``option``'s type; booleans become ``true``/``false``."""
     where = f"The {provider} provider's option {option.name!r}"
     text = value.strip()
@@ -85,7 +93,7 @@ def check_value(provider: str, option: ProviderOption, value: str) -> str:
                 f"{did_you_mean(text, option.choices)}."
             )
         return text
-    return _check_path(where, option, text)
+    return _check_path(where, option, text, check_paths)
 
 
 def _number(where: str, option: ProviderOption, text: str) -> float:
@@ -97,10 +105,14 @@ def _number(where: str, option: ProviderOption, text: str) -> float:
         raise InvalidValueError(f"{where} must be {kind}, not {text!r}; e.g. {example}.") from None
 
 
-def _check_path(where: str, option: ProviderOption, text: str) -> str:
+def _check_path(where: str, option: ProviderOption, text: str, check_paths: bool) -> str:
     if not text:
         raise InvalidValueError(f"{where} is empty; give it a path ({option.help}).")
-    local = is_local(text) and not any(w in text for w in _WILDCARDS)
+    local = (
+        (check_paths or text.startswith("file://"))
+        and is_local(text)
+        and not any(w in text for w in _WILDCARDS)
+    )
     if local and not local_path(text).exists():
         raise InvalidValueError(
             f"{where} names {text}, which does not exist on this machine; check the path "

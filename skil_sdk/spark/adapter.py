@@ -10,6 +10,7 @@ inference and evaluation are two sinks of that one form.
 
 from __future__ import annotations
 
+import logging
 import pickle
 import sys
 import traceback
@@ -21,6 +22,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from skil_sdk.errors import InvalidValueError, ProviderError, SkilError
+
+_LOG = logging.getLogger("skil_sdk")
 
 
 class Batch(NamedTuple):
@@ -66,10 +69,16 @@ def call_provider(
 def provider_failure(
     exc: BaseException, provider: str, where: str, package_dir: str | None, job_id: str
 ) -> ProviderError:
-    """The one-sentence error for an exception raised by a provider's code."""
-    traceback.print_exception(exc, file=sys.stderr)
+    """The one-sentence error for an exception raised by a provider's code; the traceback
+    is logged (``skil_sdk`` logger: the job's log for a submitted job). ``job_id`` is
+    empty for a job run in the caller's own SparkSession."""
+    _LOG.error("The %s provider failed in %s", provider, where, exc_info=exc)
     location = _location(exc, package_dir)
-    logs = f"`skil-sdk jobs logs {job_id}`" if job_id else "the job's log"
+    logs = (
+        f"`skil-sdk jobs logs {job_id}`"
+        if job_id
+        else "this process's log (the 'skil_sdk' logger)"
+    )
     return ProviderError(
         f"The {provider} provider failed in {where}: {type(exc).__name__}: {exc}"
         f"{f' (at {location})' if location else ''}; the full traceback is in {logs}."
@@ -145,9 +154,10 @@ def _from_source(
         )
     if label_column is not None and not source.has_labels(label_column):
         raise InvalidValueError(
-            f"The {provider} provider supplies no labels (no label column {label_column!r}); "
-            "pass --label-column with the column holding labels, or the provider's labels "
-            "option (see `skil-sdk providers list`)."
+            f"The {provider} provider supplies no labels ({type(source).__name__} has no "
+            f"label column {label_column!r} and implements no labels()); pass --label-column "
+            "with the column holding labels, use the provider's labels option (`skil-sdk "
+            "providers list`), or implement labels() in its source."
         )
     # One task per split, scheduled without any Python on the JVM side: split i is row i
     # of spark.range, alone in partition i; the descriptors travel in the closure.
@@ -196,7 +206,7 @@ def _from_frame(
 ) -> KeyedInput:
     from pyspark.sql.pandas.types import to_arrow_type
 
-    from skil_sdk.providers.arrays import column_to_matrix, features_from_batch
+    from skil_sdk.providers.arrays import column_to_matrix, feature_runs
 
     columns = list(frame.columns)
     if "id" not in columns:
@@ -224,12 +234,15 @@ def _from_frame(
             if batch.num_rows == 0:
                 continue
             ids = batch.column("id")
-            yield Batch(
-                ids,
-                features_from_batch(batch, features, ids),
-                [batch.column(k) for k in keep],
-                column_to_matrix(batch.column(label), label, ids) if label else None,
-            )
+            labels = column_to_matrix(batch.column(label), label, ids) if label else None
+            for start, stop, values in feature_runs(batch, features, ids):
+                count = stop - start
+                yield Batch(
+                    ids.slice(start, count),
+                    values,
+                    [batch.column(k).slice(start, count) for k in keep],
+                    None if labels is None else labels[start:stop],
+                )
 
     return KeyedInput(
         frame.select(*selected),

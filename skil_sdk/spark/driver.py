@@ -12,6 +12,7 @@ spec's ``result_path`` for the runner.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import sys
@@ -70,6 +71,7 @@ def executor_config(
         execution_provider=job.execution_provider,
         bundle_hash=spec.bundle_hash,
         node_cache=spec.node_cache,
+        input_shapes=tuple(sorted((k, tuple(v)) for k, v in job.input_shapes.items())),
     )
 
 
@@ -88,12 +90,14 @@ def provider_data(spec: DriverSpec, spark: Any) -> tuple[Any, dict[str, str]]:
     options = dict(job.provider_options)
     if not job.provider.resolved:
         options = resolve_options(info.name, info.options, options)
-    return call_provider(info, spark, options, spec.job_id), options
+    logs_of = "" if spec.in_session else spec.job_id
+    return call_provider(info, spark, options, logs_of), options
 
 
-def check_remote_output(spark: Any, output: str, overwrite: str) -> None:
-    """The output rule for paths only Spark's file systems reach (``hdfs://``, ``s3a://``)."""
-    from skil_sdk.job.prepare import foreign_entries
+def check_remote_output(spark: Any, output: str, overwrite: str, kind: str) -> None:
+    """The output rule for paths only Spark's file systems reach (``hdfs://``, ``s3a://``):
+    a Parquet directory for batch inference, a metrics file for an evaluation."""
+    from skil_sdk.job.prepare import foreign_entries, is_metrics_document
     from skil_sdk.uris import is_local
 
     if is_local(output):
@@ -105,14 +109,27 @@ def check_remote_output(spark: Any, output: str, overwrite: str) -> None:
         raise ConflictError(
             f"The output path {output} already exists; choose another or pass --overwrite."
         )
-    if overwrite != OVERWRITE_FORCE:
-        foreign = foreign_entries(path.list_names())
-        if foreign:
+    if overwrite == OVERWRITE_FORCE:
+        return
+    if kind != INFERENCE:
+        if not path.is_file() or not is_metrics_document(path.read_text()):
             raise ConflictError(
-                f"The output path {output} holds entries that are not a skil-sdk output (such "
-                f"as {foreign[0]!r}); choose another path, or pass --overwrite=force to delete "
-                "them."
+                f"The output path {output} is not an earlier skil-sdk metrics file; choose "
+                "another path, or pass --overwrite=force to replace it."
             )
+        return
+    if path.is_file():
+        raise ConflictError(
+            f"The output path {output} is a file, not an earlier skil-sdk output; choose "
+            "another path, or pass --overwrite=force to replace it."
+        )
+    foreign = foreign_entries(path.list_names())
+    if foreign:
+        raise ConflictError(
+            f"The output path {output} holds entries that are not a skil-sdk output (such "
+            f"as {foreign[0]!r}); choose another path, or pass --overwrite=force to delete "
+            "them."
+        )
 
 
 def run(spec: DriverSpec, token: str, spark: Any = None) -> dict[str, Any]:
@@ -131,8 +148,8 @@ def run(spec: DriverSpec, token: str, spark: Any = None) -> dict[str, Any]:
     if spark is None:
         spark = SparkSession.builder.appName(spec.app_name).getOrCreate()
     sc = spark.sparkContext
-    if job.kind == INFERENCE or job.output:
-        check_remote_output(spark, job.output, job.overwrite)
+    if job.output:
+        check_remote_output(spark, job.output, job.overwrite, job.kind)
     data, options = provider_data(spec, spark)
     keyed = adapt(
         spark,
@@ -142,7 +159,7 @@ def run(spec: DriverSpec, token: str, spark: Any = None) -> dict[str, Any]:
         job.batch_size,
         keep=job.keep_columns,
         label_column=job.label_column,
-        job_id=spec.job_id,
+        job_id="" if spec.in_session else spec.job_id,
     )
     stats = sc.accumulator({}, executor.ExecutorStatsParam())
     group = f"skil-{spec.job_id}"
@@ -255,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     from skil_sdk.spark.bytecode import precompile_in_background
 
     precompile_in_background()  # later processes on this node start faster
+    # the driver's stderr is the job's log: tracebacks of a provider's failures go there
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="%(message)s")
     raw = json.loads(Path(args[0]).read_text())
     token = os.environ.pop("SKIL_JOB_TOKEN", "")
     try:

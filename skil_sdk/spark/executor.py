@@ -50,6 +50,8 @@ class ExecutorConfig:
     execution_provider: str = "cpu"
     bundle_hash: str | None = None
     node_cache: str | None = None
+    #: ``(input name, per-row shape)`` pairs from ``--input-shape``.
+    input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
 
     def arrow_schema(self, id_arrow_type: pa.DataType) -> pa.Schema:
         """The Arrow schema of the batches written."""
@@ -156,7 +158,7 @@ def infer_batches(
         rows = len(ids)
         if rows == 0:
             continue
-        outputs = runner.run(batch.features)
+        outputs = run_naming_first_id(runner, batch.features, ids, config.input_shapes)
         if postprocess is not None:
             outputs = postprocess(outputs, **options)
         by_column = {spark_column_name(name): value for name, value in outputs.items()}
@@ -167,6 +169,23 @@ def infer_batches(
         yield pa.RecordBatch.from_arrays(arrays, schema=schema)
     if stats is not None:
         stats.add({_process_key(): process_record(rows_done)})
+
+
+def run_naming_first_id(
+    runner: Any, features: Any, ids: Any, input_shapes: Any = ()
+) -> Any:
+    """``runner.run(features)``; a refused batch's error names the id of its first row."""
+    from skil_sdk.errors import ModelError
+
+    try:
+        return runner.run(features, dict(input_shapes))
+    except ModelError as exc:
+        first = ids[0]
+        first = first.as_py() if hasattr(first, "as_py") else first
+        first = first.item() if hasattr(first, "item") else first
+        raise ModelError(
+            f"{exc.message.rstrip('.')} (in the rows from id {first!r} on)."
+        ) from exc
 
 
 def _process_key() -> str:

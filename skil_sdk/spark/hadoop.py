@@ -22,6 +22,19 @@ class HadoopPath:
         """Whether the path exists."""
         return bool(self.fs.exists(self.path))
 
+    def is_file(self) -> bool:
+        """Whether the path is a file (not a directory)."""
+        return bool(self.fs.getFileStatus(self.path).isFile())
+
+    def read_text(self) -> str:
+        """The file's content as UTF-8 text (for small files: metrics, records)."""
+        stream = self.fs.open(self.path)
+        try:
+            data = self._jvm.org.apache.commons.io.IOUtils.toByteArray(stream)
+        finally:
+            stream.close()
+        return bytes(data).decode("utf-8", errors="replace")
+
     def list_names(self) -> list[str]:
         """The names of the entries of the directory (sorted)."""
         return sorted(str(status.getPath().getName()) for status in self.fs.listStatus(self.path))

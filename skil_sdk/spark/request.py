@@ -87,7 +87,12 @@ def _spark_home_or_none(explicit: str | None) -> str | None:
 
 
 def driver_spec(
-    job_id: str, job: JobSpec, bundle_hash: str | None, server_url: str, result_path: Path
+    job_id: str,
+    job: JobSpec,
+    bundle_hash: str | None,
+    server_url: str,
+    result_path: Path,
+    in_session: bool = False,
 ) -> DriverSpec:
     """The driver program's input: the job spec and what this run adds (never the token)."""
     return DriverSpec(
@@ -100,6 +105,7 @@ def driver_spec(
         node_cache=os.environ.get("SKIL_NODE_CACHE"),
         app_name=str(job.spark_args.get("name") or f"skil-sdk {job_id}"),
         submitted_at=time.time(),
+        in_session=in_session,
     )
 
 

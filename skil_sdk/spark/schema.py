@@ -2,8 +2,9 @@
 
 Each column is described by a :class:`ColumnSpec` that gives both its Spark SQL type
 (for the DataFrame written) and its Arrow type (for the batches executors produce).
-Tensor outputs of shape ``[N]`` become scalar columns, ``[N, K, ...]`` become arrays
-(row-major, flattened beyond the first row dimension); ``seq(map(K, V))`` outputs such
+Tensor outputs of shape ``[N]`` become scalar columns, ``[N, K]`` arrays, and ``[N, T,
+C, ...]`` nested arrays that keep each row's shape (``array<array<float>>``); an output
+whose rank the model does not state is flattened per row. ``seq(map(K, V))`` outputs such
 as scikit-learn's ZipMap become map columns.
 """
 
@@ -43,12 +44,19 @@ _SPARK_NAME = re.compile(r"[^A-Za-z0-9_]")
 
 @dataclass(frozen=True)
 class ColumnSpec:
-    """One output column: ``container`` is ``scalar``, ``array`` or ``map``."""
+    """One output column: ``container`` is ``scalar``, ``array`` or ``map``.
+
+    An array column has ``rank`` nesting levels (a row of an output ``[N, T, C]`` has
+    rank 2); ``row_shape`` is the per-row shape the model states (``None`` for dynamic
+    dims), recorded in ``_skil_job.json``.
+    """
 
     name: str
     container: str
     element: str
     key: str | None = None
+    rank: int = 1
+    row_shape: tuple[Any, ...] | None = None
 
     @property
     def spark_type(self) -> str:
@@ -57,7 +65,7 @@ class ColumnSpec:
         if self.container == "scalar":
             return elem
         if self.container == "array":
-            return f"array<{elem}>"
+            return "array<" * self.rank + elem + ">" * self.rank
         assert self.key is not None
         return f"map<{ELEMENT_TYPES[self.key][0]},{elem}>"
 
@@ -68,7 +76,10 @@ class ColumnSpec:
         if self.container == "scalar":
             return elem
         if self.container == "array":
-            return pa.list_(elem)
+            nested = elem
+            for _level in range(self.rank):
+                nested = pa.list_(nested)
+            return nested
         assert self.key is not None
         return pa.map_(ELEMENT_TYPES[self.key][1], elem)
 
@@ -89,18 +100,32 @@ class ColumnSpec:
             if self.element == "string":
                 return pa.array([str(v) for v in flat], type=pa.string())
             return pa.array(flat, type=elem_type)
-        flat2 = array.reshape(rows, -1)
-        width = flat2.shape[1]
-        offsets = pa.array(np.arange(0, (rows + 1) * width, width, dtype=np.int32), pa.int32())
-        if self.element == "string":
-            values = pa.array([str(v) for v in flat2.ravel()], type=pa.string())
+        if self.rank == 1:
+            dims = [int(np.prod(array.shape[1:], dtype=np.int64))]
+        elif array.ndim - 1 == self.rank:
+            dims = list(array.shape[1:])
         else:
-            values = pa.array(np.ascontiguousarray(flat2).ravel(), type=elem_type)
-        return pa.ListArray.from_arrays(offsets, values)
+            raise ModelError(
+                f"Output {self.name!r} has rows of shape {list(array.shape[1:])}, not of rank "
+                f"{self.rank} as the model's signature says; fix the model's output shape."
+            )
+        flat = np.ascontiguousarray(array).reshape(-1)
+        if self.element == "string":
+            nested: pa.Array = pa.array([str(v) for v in flat], type=pa.string())
+        else:
+            nested = pa.array(flat, type=elem_type)
+        for level in reversed(range(len(dims))):
+            lists = rows * int(np.prod(dims[:level], dtype=np.int64))
+            offsets = pa.array(np.arange(lists + 1, dtype=np.int64) * dims[level], pa.int32())
+            nested = pa.ListArray.from_arrays(offsets, nested)
+        return nested
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form recorded in ``_skil_job.json``."""
-        return {"name": self.name, "type": self.spark_type}
+        """JSON form recorded in ``_skil_job.json`` (with the per-row shape when known)."""
+        data: dict[str, Any] = {"name": self.name, "type": self.spark_type}
+        if self.container == "array" and self.row_shape is not None:
+            data["shape"] = list(self.row_shape)
+        return data
 
 
 def spark_column_name(name: str) -> str:
@@ -123,8 +148,13 @@ def columns_from_signature(outputs: list[dict[str, Any]]) -> list[ColumnSpec]:
                     "written to Parquet; cast it in the model."
                 )
             shape = output.get("shape")
-            container = "scalar" if shape is not None and len(shape) == 1 else "array"
-            specs.append(ColumnSpec(name, container, element))
+            if shape is not None and len(shape) == 1:
+                specs.append(ColumnSpec(name, "scalar", element))
+            elif shape is None:
+                specs.append(ColumnSpec(name, "array", element))
+            else:
+                row = tuple(d if isinstance(d, int) else None for d in shape[1:])
+                specs.append(ColumnSpec(name, "array", element, rank=len(row), row_shape=row))
             continue
         match = _MAP_KIND.match(kind)
         key_type = _ALIASES.get(match.group(1), match.group(1)) if match else None
@@ -165,8 +195,10 @@ def columns_from_values(values: dict[str, Any]) -> list[ColumnSpec]:
         element = "string" if array.dtype.kind in "OUS" else array.dtype.name
         if element not in ELEMENT_TYPES:
             raise ModelError(f"Post-processed output {name!r} has unsupported type {element}.")
-        container = "scalar" if array.ndim == 1 else "array"
-        specs.append(ColumnSpec(spark_column_name(name), container, element))
+        if array.ndim <= 1:
+            specs.append(ColumnSpec(spark_column_name(name), "scalar", element))
+        else:
+            specs.append(ColumnSpec(spark_column_name(name), "array", element, rank=array.ndim - 1))
     return specs
 
 

@@ -26,7 +26,7 @@ from skil_sdk.errors import JobError, SkilError
 from skil_sdk.home import skil_home
 from skil_sdk.job.prepare import EXECUTION_PROVIDERS, prepare
 from skil_sdk.job.request import InferenceRequest
-from skil_sdk.job.spec import INFERENCE, OVERWRITE_NO, JobSpec
+from skil_sdk.job.spec import INFERENCE, JobSpec
 from skil_sdk.spark.jobserver import job_server
 from skil_sdk.spark.process import (
     log_tail,
@@ -212,16 +212,14 @@ def _output_exists(job: JobSpec) -> bool:
 
 
 def discard_incomplete_output(job: JobSpec, existed: bool) -> None:
-    """Remove a local Parquet output that a failed job left without ``_SUCCESS``: one it
-    created, or one it was overwriting (whose old contents Spark already deleted)."""
-    if job.kind != INFERENCE or not _output_exists(job):
+    """Remove a local Parquet output directory that a failed job created and left without
+    ``_SUCCESS``. A path that existed before the job is never removed here (what an
+    interrupted overwrite leaves is Spark's, and ``--overwrite`` replaces it)."""
+    if existed or job.kind != INFERENCE or not _output_exists(job):
         return
     path = local_path(job.output)
-    if not path.is_dir() or (path / "_SUCCESS").exists():
-        return
-    if existed and job.overwrite == OVERWRITE_NO:
-        return
-    shutil.rmtree(path, ignore_errors=True)
+    if path.is_dir() and not (path / "_SUCCESS").exists():
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def run_in_session(
@@ -246,7 +244,9 @@ def run_in_session(
     try:
         with job_server(advertise_host(job, master), log, record.id) as server_url:
             token = issue_job_token(record.id, [job.model.id])
-            spec = driver_spec(record.id, job, bundle_hash, server_url, job_dir / "result.json")
+            spec = driver_spec(
+                record.id, job, bundle_hash, server_url, job_dir / "result.json", in_session=True
+            )
             store.mark_running(record.id)
             result = run(spec, token, spark=spark)
     except KeyboardInterrupt:

@@ -45,7 +45,7 @@ def test_a_failing_data_method_names_its_type_and_line(spark: Any, tmp_path: Pat
     message = caught.value.message
     assert "failed in data(): ZeroDivisionError: division by zero" in message, message
     assert f"_providers.py:{_line_of('return rows / 0')}" in message, message
-    assert "skil-sdk jobs logs job-" in message
+    assert "the full traceback is in this process's log (the 'skil_sdk' logger)" in message
     record = JobStore().list()[0]
     assert record.state == FAILED and "ZeroDivisionError" in (record.error or "")
     assert not (tmp_path / "out").exists()
