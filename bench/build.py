@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _docsection import replace_section
+
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "bench" / "work"
 RESULTS = ROOT / "bench" / "results" / "build.json"
@@ -267,14 +269,7 @@ def write_doc(r: dict[str, Any]) -> None:
             width=88,
         ) + "\n"
     section = section.replace("{verdict}\n", verdict)
-    text = DOC.read_text() if DOC.exists() else "# Performance\n"
-    start = text.find("## Build\n")
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + 1)
-        text = text[:start] + section + (text[end + 1 :] if end != -1 else "")
-    DOC.write_text(text)
+    replace_section(DOC, "Build", section)
 
 
 if __name__ == "__main__":

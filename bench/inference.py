@@ -37,6 +37,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _docsection import replace_section
+
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "bench" / "work" / "inference"
 RESULTS = ROOT / "bench" / "results" / "inference.json"
@@ -982,14 +984,7 @@ def write_doc(r: dict[str, Any]) -> None:
             *_history_table(),
         ]
     ).rstrip("\n") + "\n\n"
-    text = DOC.read_text() if DOC.exists() else "# Performance\n"
-    start = text.find("## Inference\n")
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + 1)
-        text = text[:start] + section + (text[end + 1 :] if end != -1 else "")
-    DOC.write_text(text)
+    replace_section(DOC, "Inference", section)
 
 
 if __name__ == "__main__":

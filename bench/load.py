@@ -31,6 +31,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pyarrow as pa
+from _docsection import replace_section
 from _served_mlp import ARROW, arrow_body, served_mlp
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -221,14 +222,7 @@ def write_doc(r: dict[str, Any]) -> None:
         """
     )
     section = section.replace("{table}", table)
-    text = DOC.read_text() if DOC.exists() else "# Performance\n"
-    start = text.find("## Load\n")
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + 1)
-        text = text[:start] + section + ("\n" + text[end + 1 :] if end != -1 else "")
-    DOC.write_text(text)
+    replace_section(DOC, "Load", section, gap="\n")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from skil_sdk.cli import main
 from skil_sdk.errors import NotFoundError, PluginError
 from skil_sdk.plugins import get_provider, list_providers, load_plugins, reset_plugins
 
-BUILTIN_PROVIDERS = {"mnist", "parquet", "csv", "numpy"}
+BUILTIN_PROVIDERS = {"mnist", "parquet", "csv", "numpy", "images"}
 
 PROVIDER_MODULE = '''
 import skil_sdk

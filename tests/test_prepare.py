@@ -377,3 +377,17 @@ def test_a_missing_spark_installation_is_refused_before_the_bundle(
     )
     assert completed.returncode == 1 and "has no bin/spark-submit" in completed.stderr
     assert JobStore().list() == [] and not (skil_home / "cache").exists()
+
+
+def test_a_models_recorded_input_shapes_are_the_default(tmp_path: Path, data: Path) -> None:
+    """An MLflow signature's shapes, stored with the model, feed flat rows; the command
+    line's --input-shape wins over them."""
+    record = add_model(
+        models.dynamic_cnn_model(tmp_path), "prep", input_shapes={"x": [3, 6, 5]}
+    )
+    options = {"path": str(data)}
+    job = prepare(InferenceRequest(record.id, "parquet", "out", provider_options=options))
+    assert dict(job.input_shapes) == {"x": (3, 6, 5)}
+    given = prepare(InferenceRequest(record.id, "parquet", "out", provider_options=options,
+                                     input_shapes={"x": [3, 8, 8]}))
+    assert dict(given.input_shapes) == {"x": (3, 8, 8)}

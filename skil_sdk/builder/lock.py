@@ -46,6 +46,7 @@ RUNTIME_REQUIREMENTS = (
     "click",
     "packaging",
     "httpx",
+    "pillow",
 )
 #: Never inside a bundle: Spark ships pyspark/py4j itself; skil-sdk is its own wheel.
 NEVER_BUNDLED = frozenset({"pyspark", "py4j", "skil-sdk"})

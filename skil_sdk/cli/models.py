@@ -31,16 +31,37 @@ def models() -> None:
 
 
 @models.command("add")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("source")
 @click.option("--experiment", "-e", required=True, help="Experiment the model belongs to.")
-@click.option("--name", "-n", default=None, help="Display name (default: the file name).")
+@click.option(
+    "--name",
+    "-n",
+    default=None,
+    help="Display name (default: the file name, or the MLflow model's name).",
+)
 @json_option
-def add_command(file: Path, experiment: str, name: str | None, as_json: bool) -> None:
-    """Check FILE (onnx checker, onnxruntime), record its signature and store it; print its id."""
+def add_command(source: str, experiment: str, name: str | None, as_json: bool) -> None:
+    """Check a model (onnx checker, onnxruntime), record its signature and store it; print its id.
+
+    SOURCE is a .onnx file, an MLflow model directory (one holding an MLmodel file) or an
+    MLflow URI: models:/NAME/VERSION, models:/NAME@ALIAS, models:/NAME/latest or
+    runs:/RUN_ID/PATH. URIs are read with MLflow's client and its settings
+    (MLFLOW_TRACKING_URI, MLFLOW_REGISTRY_URI, ...); install it with
+    `pip install 'skil-sdk[mlflow]'`. Only the onnx flavour is taken.
+    """
+    from skil_sdk.store.mlflow_models import add_mlflow_model, is_mlflow_source, is_mlflow_uri
     from skil_sdk.store.models import add_model
 
-    info(f"Checking {file} ...")
-    record = add_model(file, experiment, name=name)
+    if is_mlflow_source(source):
+        info(
+            f"Fetching {source} from MLflow ..."
+            if is_mlflow_uri(source)
+            else f"Reading {source} ..."
+        )
+        record = add_mlflow_model(source, experiment, name=name)
+    else:
+        info(f"Checking {source} ...")
+        record = add_model(Path(source), experiment, name=name)
     emit(as_json, {"id": record.id, **_public(record.to_dict())}, record.id)
 
 
@@ -81,6 +102,13 @@ def show_command(model_id: str, as_json: bool) -> None:
         click.echo(f"experiment:  {record.experiment}")
         click.echo(f"sha256:      {record.sha256}")
         click.echo(f"path:        {record.path}")
+        if record.source:
+            click.echo(f"source:      {record.source}")
+        if record.input_shapes:
+            shapes = ", ".join(
+                f"{k}={','.join(map(str, v))}" for k, v in record.input_shapes.items()
+            )
+            click.echo(f"input shapes: {shapes} (the default --input-shape)")
         click.echo("files:")
         for entry in record.files:
             click.echo(f"  {entry['name']}  {_size(int(entry['size']))}  {entry['sha256']}")
@@ -89,7 +117,9 @@ def show_command(model_id: str, as_json: bool) -> None:
             for spec in record.signature[side]:
                 what = spec["type"] if spec["kind"] == "tensor" else spec["kind"]
                 click.echo(f"  {spec['name']}  {what}  {json.dumps(spec['shape'])}")
-                if side == "inputs" and feeding.get(spec["name"]):
+                if side == "inputs" and feeding.get(spec["name"]) and (
+                    spec["name"] not in record.input_shapes
+                ):
                     click.echo(f"    {feeding[spec['name']]}")
 
     from skil_sdk.inference.signature import feeding_hint

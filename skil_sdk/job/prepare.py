@@ -67,7 +67,9 @@ def prepare(request: InferenceRequest, *, in_session: bool = False) -> JobSpec:
     elif request.output:
         check_output_file(request.output, overwrite)
     model = get_model(request.model_id)
-    input_shapes = check_input_shapes(model.signature, request.input_shapes)
+    # the model's recorded shapes (an MLflow signature's) are defaults; --input-shape wins
+    defaults = dict(getattr(model, "input_shapes", None) or {})
+    input_shapes = check_input_shapes(model.signature, {**defaults, **request.input_shapes})
     provider, options = _provider(request, plugins, in_session)
     if request.postprocess:
         from skil_sdk.plugins import get_postprocessor

@@ -14,11 +14,12 @@ from skil_sdk.hookspecs import hookimpl
 
 @hookimpl
 def register_providers(register: Callable[[type[Any]], None]) -> None:
-    """Register ``mnist``, ``parquet``, ``csv`` and ``numpy``."""
+    """Register ``mnist``, ``parquet``, ``csv``, ``numpy`` and ``images``."""
     from skil_sdk.providers.files import CsvProvider, NumpyProvider, ParquetProvider
+    from skil_sdk.providers.images import ImagesProvider
     from skil_sdk.providers.mnist import MnistProvider
 
-    for cls in (MnistProvider, ParquetProvider, CsvProvider, NumpyProvider):
+    for cls in (MnistProvider, ParquetProvider, CsvProvider, NumpyProvider, ImagesProvider):
         register(cls)
 
 

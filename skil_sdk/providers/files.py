@@ -153,7 +153,7 @@ class ParquetSource(ExecutorSource):
     def read(self, split: ParquetSplit, batch_size: int) -> Iterator[tuple[Any, Any]]:
         from skil_sdk.providers.arrays import feature_runs
 
-        for batch in self._batches(split, batch_size, []):
+        for batch in self.record_batches(split, batch_size, []):
             ids = batch.column(self.id_column)
             for start, stop, features in feature_runs(batch, self.feature_columns, ids):
                 yield ids.slice(start, stop - start), features
@@ -168,13 +168,21 @@ class ParquetSource(ExecutorSource):
         """``(ids, features, labels)`` read in one pass, the labels from ``label_column``."""
         from skil_sdk.providers.arrays import column_to_matrix, feature_runs
 
-        for batch in self._batches(split, batch_size, [label_column]):
+        for batch in self.record_batches(split, batch_size, [label_column]):
             ids = batch.column(self.id_column)
             labels = column_to_matrix(batch.column(label_column), label_column, ids)
             for start, stop, features in feature_runs(batch, self.feature_columns, ids):
                 yield ids.slice(start, stop - start), features, labels[start:stop]
 
-    def _batches(self, split: ParquetSplit, batch_size: int, extra: list[str]) -> Iterator[Any]:
+    @property
+    def filesystem(self) -> Any:
+        """The pyarrow file system the files are read through."""
+        return self._filesystem
+
+    def record_batches(
+        self, split: ParquetSplit, batch_size: int, extra: list[str]
+    ) -> Iterator[Any]:
+        """Arrow batches of the split: the id, feature and ``extra`` columns."""
         import pyarrow.parquet as pq
 
         columns = [self.id_column, *self.feature_columns, *extra]

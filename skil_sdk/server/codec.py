@@ -97,27 +97,25 @@ def decode_arrow(body: bytes, input_names: list[str]) -> tuple[Features, int]:
 
 
 def _column(column: Any, name: str) -> np.ndarray:
-    import pyarrow as pa
+    """A column as N rows: flat lists, nested lists (each row's own shape, read with Arrow's
+    flatten and a reshape) or scalars."""
+    from skil_sdk.errors import ModelError
+    from skil_sdk.providers.arrays import column_to_matrix
 
     array = column.combine_chunks() if hasattr(column, "combine_chunks") else column
     if array.null_count:
         raise InvalidValueError(f"Column '{name}' has nulls; send a value in every row.")
-    kind = array.type
-    if pa.types.is_fixed_size_list(kind):
-        values = array.flatten().to_numpy(zero_copy_only=False)
-        return values.reshape(len(array), kind.list_size)
-    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
-        offsets = np.asarray(array.offsets)
-        lengths = np.diff(offsets)
-        if len(lengths) and (lengths != lengths[0]).any():
-            raise InvalidValueError(
-                f"Rows of column '{name}' have different lengths; send rows of equal length."
-            )
-        if pa.types.is_list(array.values.type) or pa.types.is_large_list(array.values.type):
-            return np.asarray(array.to_pylist())
-        values = array.flatten().to_numpy(zero_copy_only=False)
-        return values.reshape(len(array), int(lengths[0]) if len(lengths) else 0)
-    return array.to_numpy(zero_copy_only=False)
+    try:
+        matrix = column_to_matrix(array, name)
+    except ModelError as exc:
+        raise InvalidValueError(exc.message) from exc
+    import pyarrow as pa
+
+    if not (pa.types.is_list(array.type) or pa.types.is_large_list(array.type)) and not (
+        pa.types.is_fixed_size_list(array.type)
+    ):
+        return matrix.reshape(len(array))
+    return matrix
 
 
 def _json_value(value: Any) -> Any:

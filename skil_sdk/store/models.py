@@ -5,6 +5,8 @@ external-data files it references (under their own relative names) and ``model.j
 (its :class:`ModelRecord`). Ids are ``<slug(name)>-<digest[:12]>``, where the digest is
 the sha256 of the model file (or, for a model with external data, of the sorted list of
 every file's name and sha256). The same bytes added twice give the same model.
+Models from MLflow go through :mod:`skil_sdk.store.mlflow_models`, which records their
+source URI and the per-row input shapes of their MLflow signature.
 """
 
 from __future__ import annotations
@@ -36,7 +38,12 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,127}$")
 
 @dataclass
 class ModelRecord:
-    """A stored model: its id, name, experiment, files with sha256, and signature."""
+    """A stored model: its id, name, experiment, files with sha256, and signature.
+
+    ``source`` says where it came from (an MLflow URI or model directory; empty for a
+    file added by path) and ``input_shapes`` holds default per-row shapes of its inputs
+    (``{name: [dims]}``, every dim a positive int), taken from an MLflow signature.
+    """
 
     id: str
     name: str
@@ -48,6 +55,8 @@ class ModelRecord:
     content_sha256: str = ""
     created_at: float = 0.0
     onnx_opsets: dict[str, int] = field(default_factory=dict)
+    source: str = ""
+    input_shapes: dict[str, list[int]] = field(default_factory=dict)
 
     @property
     def size(self) -> int:
@@ -95,26 +104,38 @@ def _check_label(value: str, what: str) -> str:
     return value
 
 
-def add_model(path: Path, experiment: str, name: str | None = None) -> ModelRecord:
+def add_model(
+    path: Path,
+    experiment: str,
+    name: str | None = None,
+    *,
+    source: str = "",
+    input_shapes: dict[str, list[int]] | None = None,
+) -> ModelRecord:
     """Check an ONNX model, record its signature and store it with all its files.
 
     Raises :class:`ModelError` (nothing stored) when the file is not ONNX, is truncated
     or invalid, or the installed onnxruntime cannot load it. Adding the same bytes again
-    returns the stored model.
+    returns the stored model (with its first name, experiment and source).
+
+    ``source`` is recorded as where the model came from. ``input_shapes`` gives default
+    per-row shapes of inputs (``{name: [dims]}``, positive ints); those that do not fit the
+    model (an unknown input, another rank, a fixed dim changed) are left out.
     """
     from skil_sdk.inference.checking import check_model
 
-    source = Path(path)
-    if not source.is_file():
-        raise NotFoundError(f"No model file at {source}; pass the path of a .onnx file.")
+    onnx_path = Path(path)
+    if not onnx_path.is_file():
+        raise NotFoundError(f"No model file at {onnx_path}; pass the path of a .onnx file.")
     _check_label(experiment, "Experiment name")
-    display = _check_label(name, "Model name") if name else source.stem
-    checked = check_model(source)
+    display = _check_label(name, "Model name") if name else onnx_path.stem
+    shapes = _check_shapes(input_shapes or {})
+    checked = check_model(onnx_path)
     entries: list[dict[str, Any]] = [
-        {"name": MAIN_FILE, "sha256": sha256_file(source), "size": source.stat().st_size}
+        {"name": MAIN_FILE, "sha256": sha256_file(onnx_path), "size": onnx_path.stat().st_size}
     ]
     for location in checked.external_files:
-        file_path = source.parent / location
+        file_path = onnx_path.parent / location
         entries.append(
             {"name": location, "sha256": sha256_file(file_path), "size": file_path.stat().st_size}
         )
@@ -142,10 +163,50 @@ def add_model(path: Path, experiment: str, name: str | None = None) -> ModelReco
                     content_sha256=content,
                     created_at=time.time(),
                     onnx_opsets=checked.opsets,
+                    source=source,
+                    input_shapes=_fitting_shapes(shapes, checked.signature),
                 )
-                _copy_files(source, entries, ad.work_dir)
+                _copy_files(onnx_path, entries, ad.work_dir)
                 _write_record(ad.work_dir / RECORD_FILE, record)
         return get_model(model_id)
+
+
+def _check_shapes(shapes: dict[str, list[int]]) -> dict[str, list[int]]:
+    checked: dict[str, list[int]] = {}
+    for input_name, dims in shapes.items():
+        if not (
+            isinstance(input_name, str)
+            and isinstance(dims, list | tuple)
+            and all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in dims)
+        ):
+            raise InvalidValueError(
+                f"Input shape {input_name!r:.80}: {dims!r:.80} is not a list of positive dims; "
+                "give each input's per-row dims, e.g. {'image': [3, 224, 224]}."
+            )
+        checked[input_name] = [int(d) for d in dims]
+    return checked
+
+
+def _fitting_shapes(
+    shapes: dict[str, list[int]], signature: dict[str, list[dict[str, Any]]]
+) -> dict[str, list[int]]:
+    """The shapes that name an input and keep its per-row rank and fixed dims."""
+    inputs = {spec["name"]: spec for spec in signature["inputs"]}
+    fitting: dict[str, list[int]] = {}
+    for input_name, dims in shapes.items():
+        spec = inputs.get(input_name)
+        if spec is None or spec["kind"] != "tensor" or not dims:
+            continue
+        shape = spec["shape"]
+        if shape is not None:
+            row = list(shape[1:])
+            if len(row) != len(dims) or any(
+                isinstance(fixed, int) and fixed != wanted
+                for fixed, wanted in zip(row, dims, strict=True)
+            ):
+                continue
+        fitting[input_name] = dims
+    return fitting
 
 
 def _content_digest(entries: list[dict[str, Any]]) -> str:

@@ -230,3 +230,43 @@ def test_predict_past_the_timeout_is_a_503(tmp_path: Path, monkeypatch: pytest.M
             answered.set()
     assert "--request-timeout" in assert_error(response, 503, "timeout")
     assert "0.5 s" in response.json()["error"]["message"]
+
+
+def test_nested_arrow_rows_keep_their_shape(client: httpx.Client, tmp_path: Path) -> None:
+    """An Arrow column of nested lists (rows already shaped) feeds a rank-3 input."""
+    from _model_fixtures import two_rank_model
+
+    record = add_model(two_rank_model(tmp_path), "exp")
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((5, 4)).astype(np.float32)
+    b = rng.standard_normal((5, 2, 3)).astype(np.float32)
+    (expected,) = direct(record.path, {"a": a, "b": b})
+    table = pa.table({
+        "a": pa.array(a.tolist(), pa.list_(pa.float32())),
+        "b": pa.array(b.tolist(), pa.list_(pa.list_(pa.float32()))),
+    })
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    response = client.post(
+        f"/models/{record.id}/predict",
+        content=sink.getvalue().to_pybytes(),
+        headers={"Content-Type": ARROW_STREAM},
+    )
+    assert response.status_code == 200, response.text
+    got = np.array(read_arrow(response.content).column("out").to_pylist(), dtype=np.float32)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    ragged = pa.table({"a": pa.array([[1.0] * 4, [1.0] * 3], pa.list_(pa.float32()))})
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, ragged.schema) as writer:
+        writer.write_table(ragged)
+    message = assert_error(
+        client.post(
+            f"/models/{record.id}/predict",
+            content=sink.getvalue().to_pybytes(),
+            headers={"Content-Type": ARROW_STREAM},
+        ),
+        400,
+        "invalid_value",
+    )
+    assert "have different feature lengths (4 in row 0, 3 in row 1)" in message

@@ -121,3 +121,28 @@ def test_two_inputs_of_different_ranks_from_a_dataframe(spark: Any, tmp_path: Pa
     expected = run_onnxruntime(model, {"a": a, "b": b})["out"]
     for i in range(20):
         np.testing.assert_allclose(got[i], expected[i], rtol=1e-5, atol=1e-6)
+
+
+def test_the_images_provider_in_a_job(spark: Any, tmp_path: Path) -> None:
+    """Images decoded on the executors (Pillow in the bundle) give onnxruntime's outputs."""
+    from PIL import Image
+    from test_images_provider import MEAN, STD, _by_hand, _write_images
+
+    model = models.dynamic_cnn_model(tmp_path)
+    paths = _write_images(tmp_path / "imgs")
+    (tmp_path / "imgs" / "extra").mkdir()
+    for i in range(6):  # more images, so the job has several splits
+        extra = tmp_path / "imgs" / "extra" / f"{i}.png"
+        Image.new("RGB", (12 + i, 10), (i * 40, 90, 200)).save(extra)
+        paths[f"extra/{i}.png"] = extra
+    result = _infer(
+        spark, model, "images", tmp_path / "out",
+        options={"path": str(tmp_path / "imgs"), "size": "14,14", "files_per_split": "3",
+                 "mean": ",".join(map(str, MEAN)), "std": ",".join(map(str, STD))},
+    )
+    assert result.rows == len(paths)
+    got = _by_id(read_output(tmp_path / "out"), "scores")
+    assert sorted(got) == sorted(paths)
+    for image_id, path in paths.items():
+        expected = run_onnxruntime(model, {"x": _by_hand(path, (14, 14), None)[None]})["scores"][0]
+        np.testing.assert_allclose(got[image_id], expected, rtol=1e-5, atol=1e-5)

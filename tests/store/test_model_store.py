@@ -136,3 +136,17 @@ def test_cli_errors_exit_1_with_one_sentence(
     missing = runner.invoke(main, ["models", "show", "nope-000000000000"])
     assert missing.exit_code == 1 and "skil-sdk models list" in missing.output
     assert runner.invoke(main, ["models", "add", str(tmp_path / "x.onnx")]).exit_code == 2
+
+
+def test_input_shapes_that_fit_the_model_are_recorded(tmp_path: Path) -> None:
+    model = small_mlp_model(tmp_path)  # input [N, 4]
+    shapes = {"input": [4], "absent": [3]}
+    record = add_model(model, "exp", input_shapes=shapes, source="models:/small/1")
+    assert (record.input_shapes, record.source) == ({"input": [4]}, "models:/small/1")
+    assert get_model(record.id).to_dict()["input_shapes"] == {"input": [4]}
+    for seed, wrong in ((3, [5]), (4, [2, 2])):  # a fixed dim changed, another rank
+        other = small_mlp_model(tmp_path / str(seed), seed=seed)
+        assert add_model(other, "exp", input_shapes={"input": wrong}).input_shapes == {}
+    with pytest.raises(InvalidValueError, match="positive dims"):
+        add_model(model, "exp", input_shapes={"input": [0]})
+    assert add_model(model, "exp").source == "models:/small/1"  # the first add's record
