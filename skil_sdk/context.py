@@ -47,6 +47,7 @@ class SkilContext:
         execution_provider: str = "cpu",
         profile: str | None = None,
         input_shapes: dict[str, Any] | None = None,
+        engine: str = "spark",
         detach: bool = False,
         provider_options: dict[str, Any] | None = None,
         **options: Any,
@@ -58,7 +59,8 @@ class SkilContext:
         its defaults, and the provider's options are checked before Spark starts.
         ``overwrite`` is False, True (replace an earlier skil-sdk output) or
         ``"force"``. ``input_shapes`` (``{"x": (3, 224, 224)}``) gives the per-row shape
-        of inputs whose dims are dynamic, as ``--input-shape`` does. Blocks until the job
+        of inputs whose dims are dynamic, as ``--input-shape`` does; ``engine`` is
+        ``spark``, ``local`` or ``auto``, as ``--engine``. Blocks until the job
         ends (unless ``detach``) and returns the job id; a failed job raises
         :class:`skil_sdk.errors.JobError`. The provider's options are the other keyword
         arguments and ``provider_options`` (for an option named like a parameter of this
@@ -83,6 +85,7 @@ class SkilContext:
             execution_provider=execution_provider,
             profile=profile,
             input_shapes={k: [int(d) for d in v] for k, v in (input_shapes or {}).items()},
+            engine=engine,
         )
         return submit(request, detach=detach).job_id
 

@@ -71,10 +71,18 @@ def output_array(results: Any, column: str) -> Any:
         raise InvalidValueError(
             f"The results have no column {column!r} (columns: {', '.join(results.column_names)})."
         )
+    from skil_sdk.errors import ModelError
+
     values = results.column(column)
     if not (pa.types.is_list(values.type) or pa.types.is_large_list(values.type)):
         return values.to_numpy()
-    return column_to_matrix(values, column)
+    try:
+        return column_to_matrix(values, column)
+    except ModelError:
+        raise InvalidValueError(
+            f"The rows of column {column!r} have different shapes, so they are not one "
+            f"array; read them one by one (table[{column!r}][i])."
+        ) from None
 
 
 def job_metadata(path: str | Path) -> dict[str, Any]:

@@ -248,6 +248,15 @@ def _print_spec(spec: dict[str, Any]) -> None:
     metavar="KEY=VALUE",
     help="An option for the post-processor (e.g. k=3 for topk).",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(["spark", "local", "auto"]),
+    default="spark",
+    show_default=True,
+    help="Where the job runs: spark (spark-submit), local (worker processes on this machine, "
+    "no JVM: local masters and providers that read on the executors, such as parquet, "
+    "numpy, mnist, images), or auto (local when the job can run there).",
+)
 @dry_run_option
 @job_submit_options
 @spark_options
@@ -279,6 +288,7 @@ def infer(**values: Any) -> None:
         spark_home=values["spark_home"],
         profile=values["profile"],
         input_shapes=parse_input_shapes(values["input_shape"]),
+        engine=values["engine"],
     )
     result = run_prepared(request, values, as_json, detach=values["detach"])
     if result is None:
@@ -290,9 +300,14 @@ def infer(**values: Any) -> None:
                 f"Job {result.job_id} started; follow it with `skil-sdk jobs wait {result.job_id}`."
             )
             return
+        where = (
+            "local engine"
+            if result.engine == "local"
+            else f"bundle {result.bundle_hash and result.bundle_hash[:12]}"
+        )
         click.echo(
             f"Job {result.job_id} {result.state}: {result.rows:,} rows written to {result.output} "
-            f"in {result.seconds:.1f} s (bundle {result.bundle_hash and result.bundle_hash[:12]})."
+            f"in {result.seconds:.1f} s ({where})."
         )
         click.echo(after_job_hint(result.job_id))
 

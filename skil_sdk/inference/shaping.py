@@ -57,23 +57,29 @@ def shape_input(
 
     Rows may already have the model's per-row shape, or be flat: 784 values become
     ``[1, 28, 28]`` for an input shaped ``[N, 1, 28, 28]``. One symbolic per-row dim
-    is inferred from the row length; ``row_shape`` (``--input-shape``) gives them all.
+    is inferred from the row length; ``row_shape`` (``--input-shape``, or the model's
+    recorded input shape) gives them all, for flat rows. Rows already shaped are never
+    rearranged into another layout: ``8x8x3`` rows for a model taking ``3x8x8`` are
+    refused (only size-1 dims may differ).
     """
     array = to_array(spec, values)
     name = spec["name"]
-    if row_shape:
+    if array.ndim == 0:
+        raise ModelError(
+            f"Input '{name}' got a single value, not rows; send rows shaped "
+            f"{format_shape(spec.get('shape'))}."
+        )
+    if row_shape and (array.ndim <= 2 or list(array.shape[1:]) == list(row_shape)):
         return _given_shape(name, array, [int(d) for d in row_shape])
     shape = spec.get("shape")
     if not shape:
         return array
-    if array.ndim == 0:
-        raise ModelError(
-            f"Input '{name}' got a single value, not rows; send rows shaped {format_shape(shape)}."
-        )
     rows = array.shape[0]
     row = list(shape[1:])
     if _matches(array.shape[1:], row):
         return array
+    if array.ndim > 2:
+        _refuse_other_layout(name, array, row, shape)
     flat = array.reshape(rows, -1)
     size = flat.shape[1]
     known = math.prod(d for d in row if isinstance(d, int))
@@ -82,7 +88,7 @@ def shape_input(
         raise ModelError(
             f"Input '{name}' has {len(unknown)} variable dims per row (shape "
             f"{format_shape(shape)}), so a flat row of {size} values is ambiguous; send rows "
-            "already in that shape."
+            f"already in that shape, or pass --input-shape {name}=D1,D2,..."
         )
     if (not unknown and size != known) or (unknown and (known == 0 or size % known)):
         raise ModelError(
@@ -93,9 +99,22 @@ def shape_input(
     return flat.reshape([rows, *target])
 
 
+def _refuse_other_layout(name: str, array: np.ndarray, row: list[Any], shape: Any) -> None:
+    """Rows already shaped must be the model's shape, up to dims of size 1."""
+    actual = [d for d in array.shape[1:] if d != 1]
+    wanted = [d for d in row if d != 1]
+    if len(actual) == len(wanted) and all(
+        not isinstance(w, int) or w == a for a, w in zip(actual, wanted, strict=True)
+    ):
+        return
+    got = "x".join(map(str, array.shape[1:]))
+    raise ModelError(
+        f"Input '{name}' rows are shaped {got} but the model takes {format_shape(shape)}; "
+        "store them in that layout (for images: layout=nchw or nhwc), or flat."
+    )
+
+
 def _given_shape(name: str, array: np.ndarray, row: list[int]) -> np.ndarray:
-    if array.ndim == 0:
-        raise ModelError(f"Input '{name}' got a single value, not rows of {row}.")
     if list(array.shape[1:]) == row:
         return array
     size = math.prod(row)
@@ -103,8 +122,8 @@ def _given_shape(name: str, array: np.ndarray, row: list[int]) -> np.ndarray:
     if flat.shape[1] != size:
         raise ModelError(
             f"Input '{name}' rows were given the shape {','.join(map(str, row))} "
-            f"(--input-shape, {size} values) but hold {flat.shape[1]} values; fix the rows "
-            "or the --input-shape."
+            f"(--input-shape or the model's recorded input shape: {size} values) but hold "
+            f"{flat.shape[1]} values; fix the rows or pass another --input-shape."
         )
     return flat.reshape([array.shape[0], *row])
 

@@ -13,7 +13,13 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from skil_sdk.errors import ConflictError, InvalidValueError, NotFoundError, SparkError
+from skil_sdk.errors import (
+    ConflictError,
+    InvalidValueError,
+    NotFoundError,
+    SkilError,
+    SparkError,
+)
 from skil_sdk.job.request import InferenceRequest
 from skil_sdk.job.spec import (
     EVALUATE,
@@ -75,8 +81,9 @@ def prepare(request: InferenceRequest, *, in_session: bool = False) -> JobSpec:
         from skil_sdk.plugins import get_postprocessor
 
         get_postprocessor(request.postprocess)
+    engine = choose_engine(request, provider, in_session)
     recorded = _recorded_spark_args(args, request.kind, evaluation)
-    if not in_session:
+    if not in_session and engine == "spark":
         from skil_sdk.spark.sparkhome import find_spark_home
 
         find_spark_home(request.spark_home)
@@ -100,11 +107,78 @@ def prepare(request: InferenceRequest, *, in_session: bool = False) -> JobSpec:
         profile=request.profile,
         evaluation=evaluation,
         input_shapes=input_shapes,
+        engine=engine,
     )
-    from skil_sdk.spark.request import advertise_host
+    if engine == "spark":
+        from skil_sdk.spark.request import advertise_host
 
-    advertise_host(job)  # it must resolve here
+        advertise_host(job)  # it must resolve here
     return job
+
+
+def choose_engine(request: InferenceRequest, provider: ProviderRef, in_session: bool) -> str:
+    """``spark`` or ``local``: what ``--engine`` asks for, checked (``auto`` picks local
+    for a local master and a provider that reads on the executors)."""
+    wanted = request.engine
+    if wanted not in ("auto", "local", "spark"):
+        raise InvalidValueError(f"engine must be auto, local or spark, not {wanted!r}.")
+    if wanted == "spark" or in_session:
+        return "spark"
+    reasons = local_engine_refusals(request, provider)
+    if wanted == "auto":
+        return "spark" if reasons else "local"
+    if reasons:
+        raise InvalidValueError(f"--engine local cannot run this job: {reasons[0]}.")
+    return "local"
+
+
+def local_engine_refusals(request: InferenceRequest, provider: ProviderRef) -> list[str]:
+    """Why a job cannot run on the local engine (empty when it can)."""
+    reasons = []
+    if request.spark_args.master_kind != "local":
+        reasons.append(
+            f"the master {request.spark_args.master} is a cluster; the local engine runs on "
+            "local masters (local, local[N], local[*]); use --engine spark"
+        )
+    if request.kind != INFERENCE:
+        reasons.append("evaluation jobs run on Spark for now; use --engine spark")
+    if not provider.resolved or not _reads_on_executors(provider):
+        reasons.append(
+            f"the {provider.name} provider returns Spark data (a DataFrame or an RDD), or is "
+            "not installed here; the local engine runs providers that read on the executors "
+            "(parquet, numpy, mnist, images); use --engine spark"
+        )
+    if request.output and not is_local(request.output):
+        reasons.append(
+            f"the output {request.output} is not on this machine's file system; use --engine "
+            "spark for remote outputs"
+        )
+    if request.keep_columns:
+        reasons.append("--keep-column needs a DataFrame provider; use --engine spark")
+    if request.execution_provider != "cpu":
+        reasons.append(
+            f"--execution-provider {request.execution_provider} runs on the Spark engine's GPU "
+            "bundle; use --engine spark"
+        )
+    remote = [
+        v for k, v in request.provider_options.items()
+        if k in ("path", "labels") and "://" in v and not v.startswith("file://")
+    ]
+    if remote:
+        reasons.append(
+            f"the input {remote[0]} is remote, which the local engine does not read yet; use "
+            "--engine spark"
+        )
+    return reasons
+
+
+def _reads_on_executors(provider: ProviderRef) -> bool:
+    from skil_sdk.plugins import get_provider
+
+    try:
+        return bool(get_provider(provider.lookup).cls.READS_ON_EXECUTORS)
+    except SkilError:
+        return False
 
 
 def check_input_shapes(
@@ -224,7 +298,13 @@ def _provider(
         if by_path:
             raise
         raise _unknown_provider(request.provider, plugins) from None
-    if not in_session and info.plugin != BUILTIN_PLUGIN and _is_plugin_package(info.package):
+    if (
+        not in_session
+        and request.engine != "local"
+        and info.plugin != BUILTIN_PLUGIN
+        and _is_plugin_package(info.package)
+    ):
+        # the job's bundle holds only published plugins (the local engine needs no bundle)
         _check_published(request.provider, info.package, plugins)
     local = request.spark_args.master_kind == "local"
     options = resolve_options(

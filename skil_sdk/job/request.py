@@ -35,6 +35,9 @@ class InferenceRequest:
     #: Per-row shapes of model inputs (``--input-shape NAME=3,224,224``), resolving their
     #: dynamic dims for flat rows.
     input_shapes: dict[str, list[int]] = field(default_factory=dict)
+    #: ``spark`` (spark-submit), ``local`` (worker processes here, no JVM) or ``auto``
+    #: (local for a local master and a provider that reads on the executors).
+    engine: str = "spark"
     #: ``inference`` (write Parquet to ``output``) or ``evaluate`` (metrics; ``output``
     #: is then an optional JSON file), with the evaluation's settings in ``evaluation``.
     kind: str = "inference"

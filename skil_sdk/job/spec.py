@@ -111,6 +111,8 @@ class JobSpec:
     #: Per-row shapes of model inputs given with ``--input-shape`` (checked against the
     #: model's fixed dims).
     input_shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    #: ``spark`` or ``local`` (chosen when the job was prepared).
+    engine: str = "spark"
     schema_version: int = SPEC_SCHEMA_VERSION
 
     def spark(self) -> Any:

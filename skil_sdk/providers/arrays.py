@@ -100,13 +100,14 @@ def _first_of_each_row(parents: np.ndarray, rows: int) -> tuple[np.ndarray, np.n
 
 def tensor_rows(
     column: pa.Array | pa.ChunkedArray, name: str = "features", ids: Any = None
-) -> tuple[pa.Array, np.ndarray]:
-    """The leaf values of a (nested) list column and each row's shape (``rows x depth``).
+) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+    """The leaf values of a (nested) list column, each row's shape (``rows x depth``), and
+    each row's offset into the leaf values (``rows + 1``).
 
     A row is a regular tensor: at each nesting level, every list of one row has the same
-    length (Arrow's flatten level by level; no Python loop per value). A scalar column has
-    depth 0. Null rows, null values and rows that are not regular are refused, naming the
-    row by its id when ``ids`` is given.
+    length (Arrow's flatten level by level; no Python loop per value, and no array per
+    value either). A scalar column has depth 0. Null rows, null values and rows that are
+    not regular are refused, naming the row by its id when ``ids`` is given.
     """
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
@@ -129,23 +130,32 @@ def tensor_rows(
         else:
             lengths = pc.list_value_length(current).to_numpy(zero_copy_only=False)
             lengths = lengths.astype(np.int64)
-        first, has = _first_of_each_row(parents, rows)
-        row_length = np.where(has, lengths[first] if len(lengths) else 0, 0)
-        uneven = lengths != row_length[parents]
-        if uneven.any():
-            row = int(parents[int(np.argmax(uneven))])
-            raise ModelError(
-                f"Column {name!r} holds a row that is not a regular tensor ({_row_name(ids, row)}"
-                " has lists of different lengths at one level); give every row one shape."
-            )
+        if not dims:
+            row_length = lengths  # the first level: one list per row
+        else:
+            first, has = _first_of_each_row(parents, rows)
+            row_length = np.where(has, lengths[first] if len(lengths) else 0, 0)
+            uneven = lengths != row_length[parents]
+            if uneven.any():
+                row = int(parents[int(np.argmax(uneven))])
+                raise ModelError(
+                    f"Column {name!r} holds a row that is not a regular tensor "
+                    f"({_row_name(ids, row)} has lists of different lengths at one level); "
+                    "give every row one shape."
+                )
         dims.append(row_length)
-        parents = np.repeat(parents, lengths)
-        current = current.flatten()
+        child = current.flatten()
+        if _is_list(child.type):  # only inner list levels need each element's row
+            parents = np.repeat(parents, lengths)
+        current = child
+    shapes = np.stack(dims, axis=1) if dims else np.zeros((rows, 0), dtype=np.int64)
+    sizes = np.prod(shapes, axis=1) if dims else np.ones(rows, dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     if current.null_count:
         nulls = np.flatnonzero(current.is_null().to_numpy(zero_copy_only=False))
-        _null_values(name, current.null_count, ids, int(parents[int(nulls[0])]))
-    shapes = np.stack(dims, axis=1) if dims else np.zeros((rows, 0), dtype=np.int64)
-    return current, shapes
+        row = int(np.searchsorted(offsets, int(nulls[0]), side="right")) - 1
+        _null_values(name, current.null_count, ids, row)
+    return current, shapes, offsets
 
 
 def _null_values(name: str, count: int, ids: Any, row: int) -> None:
@@ -156,10 +166,10 @@ def _null_values(name: str, count: int, ids: Any, row: int) -> None:
     )
 
 
-def _tensor(leaf: pa.Array, shapes: np.ndarray, start: int, stop: int) -> np.ndarray:
+def _tensor(
+    leaf: pa.Array, shapes: np.ndarray, offsets: np.ndarray, start: int, stop: int
+) -> np.ndarray:
     """Rows ``start..stop`` (all of one shape) as one numpy array ``[rows, *shape]``."""
-    sizes = np.prod(shapes, axis=1) if shapes.shape[1] else np.ones(len(shapes), np.int64)
-    offsets = np.concatenate([[0], np.cumsum(sizes)])
     begin, end = int(offsets[start]), int(offsets[stop])
     values = leaf.slice(begin, end - begin).to_numpy(zero_copy_only=False)
     row_shape = [int(d) for d in shapes[start]] if shapes.shape[1] else [1]
@@ -175,7 +185,7 @@ def column_to_matrix(
     own shape), a scalar column ``[N, 1]``. Every row must have the same shape and none
     may be null; an error names the offending row by its id when ``ids`` is given.
     """
-    leaf, shapes = tensor_rows(column, name, ids)
+    leaf, shapes, offsets = tensor_rows(column, name, ids)
     rows = len(shapes)
     if rows and shapes.shape[1]:
         differs = np.any(shapes != shapes[0], axis=1)
@@ -188,7 +198,7 @@ def column_to_matrix(
             )
     if not rows:
         return leaf.to_numpy(zero_copy_only=False).reshape([0, *([0] * max(1, shapes.shape[1]))])
-    return _tensor(leaf, shapes, 0, rows)
+    return _tensor(leaf, shapes, offsets, 0, rows)
 
 
 def _dims(shape: np.ndarray) -> str:
@@ -218,12 +228,15 @@ def feature_runs(
     rows = batch.num_rows
     if not rows:
         return
-    combined = np.concatenate([shapes for _leaf, shapes in read.values()], axis=1)
+    combined = np.concatenate([shapes for _leaf, shapes, _offsets in read.values()], axis=1)
     if combined.shape[1]:
         changes = np.flatnonzero(np.any(combined[1:] != combined[:-1], axis=1)) + 1
     else:
         changes = np.array([], dtype=np.int64)
     bounds = [0, *[int(c) for c in changes], rows]
     for start, stop in itertools.pairwise(bounds):
-        arrays = {c: _tensor(leaf, shapes, start, stop) for c, (leaf, shapes) in read.items()}
+        arrays = {
+            c: _tensor(leaf, shapes, offsets, start, stop)
+            for c, (leaf, shapes, offsets) in read.items()
+        }
         yield start, stop, arrays[columns[0]] if len(columns) == 1 else arrays

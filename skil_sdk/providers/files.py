@@ -202,6 +202,7 @@ class ParquetProvider(KeyedDataSetProvider):
     """Parquet files or directories with an id column and feature column(s)."""
 
     PLUGIN_NAME = "parquet"
+    READS_ON_EXECUTORS = True
     OPTIONS = (
         ProviderOption(
             "path",
@@ -409,6 +410,7 @@ class NumpyProvider(KeyedDataSetProvider):
     """A ``.npy`` file or a directory of them; ids are row numbers across the files."""
 
     PLUGIN_NAME = "numpy"
+    READS_ON_EXECUTORS = True
     OPTIONS = (
         ProviderOption(
             "path", "a .npy file or a directory of .npy files", required=True, type="path"

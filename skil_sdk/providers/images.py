@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fnmatch
 import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from skil_sdk.providers.interface import ExecutorSource, KeyedDataSetProvider, P
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 FILTERS = ("bilinear", "bicubic", "nearest", "lanczos")
 _WILDCARDS = ("*", "?", "[")
+_FS_OPTIONS = ("s3_endpoint", "anonymous")
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,7 @@ class ImageTransform:
 
         try:
             with Image.open(io.BytesIO(data)) as opened:
-                image = ImageOps.exif_transpose(opened).convert("RGB")
+                image = _to_rgb(ImageOps.exif_transpose(opened))
         except (UnidentifiedImageError, OSError, ValueError) as exc:
             raise ProviderError(
                 f"{name} cannot be decoded as an image ({exc}); fix or remove the file."
@@ -70,6 +72,22 @@ class ImageTransform:
         if self.layout == "nchw":
             array = array.transpose(2, 0, 1)
         return np.ascontiguousarray(array, dtype=np.dtype(self.dtype))
+
+
+def _to_rgb(image: Any) -> Any:
+    """An image as 8-bit RGB; 16-bit and 32-bit integer images are scaled from their full
+    range (65535), float images from [0, 1] (or [0, 255] when their values exceed 1)."""
+    from PIL import Image
+
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        if image.mode == "F":
+            top = 1.0 if values.size == 0 or float(values.max()) <= 1.0 else 255.0
+        else:
+            top = 65535.0
+        scaled = np.clip(values / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        image = Image.fromarray(scaled, "L")
+    return image.convert("RGB")
 
 
 def _resample(name: str) -> Any:
@@ -173,7 +191,12 @@ def list_images(path: str, options: dict[str, str]) -> tuple[Any, list[tuple[str
     import pyarrow.fs as pafs
 
     wildcard = next((i for i, c in enumerate(path) if c in _WILDCARDS), None)
-    base = path if wildcard is None else path[:wildcard].rsplit("/", 1)[0] or "/"
+    if wildcard is None:
+        base = path
+    elif "/" in path[:wildcard]:
+        base = path[:wildcard].rsplit("/", 1)[0] or "/"
+    else:
+        base = "."
     filesystem, root = _filesystem(base, options)
     try:
         info = filesystem.get_file_info(root)
@@ -183,16 +206,20 @@ def list_images(path: str, options: dict[str, str]) -> tuple[Any, list[tuple[str
         return filesystem, [(Path(root).name, root)]
     if info.type != pafs.FileType.Directory:
         raise InvalidValueError(f"No images at {path!r}; check the provider's path option.")
-    pattern = path[len(base) :].lstrip("/") if wildcard is not None else None
+    pattern = None
+    if wildcard is not None:
+        pattern = glob_pattern(path if base == "." else path[len(base) :].lstrip("/"))
+    recursive = wildcard is None or "/" in path[wildcard:]
     found = []
-    for entry in filesystem.get_file_info(pafs.FileSelector(root, recursive=True)):
+    selector = pafs.FileSelector(root, recursive=recursive)
+    for entry in filesystem.get_file_info(selector):
         if entry.type != pafs.FileType.File:
             continue
         relative = entry.path[len(root) :].lstrip("/")
         if any(part.startswith(".") for part in relative.split("/")):
             continue
         if pattern is not None:
-            if not fnmatch.fnmatchcase(relative, pattern):
+            if not pattern.fullmatch(relative):
                 continue
         elif not relative.lower().endswith(IMAGE_SUFFIXES):
             continue
@@ -200,6 +227,38 @@ def list_images(path: str, options: dict[str, str]) -> tuple[Any, list[tuple[str
     if not found:
         raise InvalidValueError(f"No images at {path!r}; check the provider's path option.")
     return filesystem, sorted(found)
+
+
+def glob_pattern(glob: str) -> re.Pattern[str]:
+    """A glob as a regular expression over ``/``-separated relative paths: ``*`` and ``?``
+    stay within one path segment, ``**/`` matches any number of directories (none too)."""
+    parts: list[str] = []
+    index = 0
+    while index < len(glob):
+        if glob.startswith("**/", index):
+            parts.append("(?:[^/]+/)*")
+            index += 3
+        elif glob.startswith("**", index):
+            parts.append(".*")
+            index += 2
+        elif glob[index] == "*":
+            parts.append("[^/]*")
+            index += 1
+        elif glob[index] == "?":
+            parts.append("[^/]")
+            index += 1
+        elif glob[index] == "[":
+            end = glob.find("]", index + 1)
+            if end == -1:
+                parts.append(re.escape("["))
+                index += 1
+            else:
+                parts.append(fnmatch.translate(glob[index : end + 1])[4:-3])
+                index = end + 1
+        else:
+            parts.append(re.escape(glob[index]))
+            index += 1
+    return re.compile("".join(parts))
 
 
 class ImageFilesSource(ExecutorSource):
@@ -239,12 +298,19 @@ class ImageColumnSource(ExecutorSource):
     group per split; relative paths are relative to the Parquet file's directory."""
 
     def __init__(
-        self, parquet: Any, column: str, transform: ImageTransform, filesystem: Any
+        self,
+        parquet: Any,
+        column: str,
+        transform: ImageTransform,
+        filesystem: Any,
+        options: dict[str, str] | None = None,
     ) -> None:
         self._parquet = parquet
         self._column = column
         self._transform = transform
         self._filesystem = filesystem
+        self._options = {k: v for k, v in (options or {}).items() if k in _FS_OPTIONS}
+        self._remote: dict[str, Any] = {}
 
     def splits(self) -> list[Any]:
         return list(self._parquet.splits())
@@ -285,7 +351,12 @@ class ImageColumnSource(ExecutorSource):
         relative = "://" not in value and not value.startswith("/")
         file = f"{parquet_file.rsplit('/', 1)[0]}/{value}" if relative else value
         if "://" in file:
-            filesystem, inner = _filesystem(file, {})
+            scheme, rest = file.split("://", 1)
+            key = f"{scheme}://{rest.split('/', 1)[0]}"
+            if key not in self._remote:  # one file system per bucket, not one per image
+                self._remote[key] = _filesystem(file, self._options)[0]
+            filesystem = self._remote[key]
+            inner = _filesystem_path(file) if scheme in ("s3", "s3a") else _filesystem(file, {})[1]
         else:
             filesystem, inner = self._filesystem, file
         try:
@@ -294,6 +365,11 @@ class ImageColumnSource(ExecutorSource):
         except OSError as exc:
             raise ProviderError(f"The image {file} cannot be read ({exc}).") from exc
         return self._transform.apply(data, file)
+
+
+def _filesystem_path(uri: str) -> str:
+    """The path inside an S3 file system of an ``s3://bucket/key`` URI: ``bucket/key``."""
+    return uri.split("://", 1)[1].split("?", 1)[0]
 
 
 def shaped_batches(
@@ -316,6 +392,7 @@ class ImagesProvider(KeyedDataSetProvider):
     """Image files (a directory or glob, local or s3://) or a Parquet column of images."""
 
     PLUGIN_NAME = "images"
+    READS_ON_EXECUTORS = True
     OPTIONS = (
         ProviderOption(
             "path",
@@ -371,7 +448,9 @@ class ImagesProvider(KeyedDataSetProvider):
                 s3_endpoint=options.get("s3_endpoint"),
                 anonymous=options.get("anonymous", "false") == "true",
             )
-            return ImageColumnSource(parquet, options["column"], transform, parquet.filesystem)
+            return ImageColumnSource(
+                parquet, options["column"], transform, parquet.filesystem, options
+            )
         filesystem, files = list_images(path, options)
         per = int(options.get("files_per_split", "256"))
         return ImageFilesSource(filesystem, files, transform, per)

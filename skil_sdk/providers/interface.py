@@ -180,6 +180,9 @@ class KeyedDataSetProvider(abc.ABC):
     PLUGIN_NAME: ClassVar[str] = ""
     #: The options ``data`` understands, listed by ``skil-sdk providers list``.
     OPTIONS: ClassVar[tuple[ProviderOption, ...]] = ()
+    #: True when ``data`` returns an :class:`ExecutorSource` without using ``spark`` (it
+    #: may be None): such a provider runs on the local engine, without a JVM.
+    READS_ON_EXECUTORS: ClassVar[bool] = False
 
     @abc.abstractmethod
     def data(self, spark: Any, **options: str) -> Any:

@@ -122,6 +122,7 @@ class MnistProvider(KeyedDataSetProvider):
     """MNIST IDX files (gzipped or not): 784 float32 pixels in [0, 1], record index as id."""
 
     PLUGIN_NAME = "mnist"
+    READS_ON_EXECUTORS = True
     OPTIONS = (
         ProviderOption(
             "path",

@@ -167,23 +167,47 @@ def _from_source(
     def reader(batches: Iterable[Any]) -> Iterator[Batch]:
         for batch in batches:
             for index in batch.column(0).to_pylist():
-                split = pickle.loads(encoded[index])
-                try:
-                    if label_column is None:
-                        for ids, features in source.read(split, batch_size):
-                            yield Batch(ids, features, [])
-                    else:
-                        for ids, features, labels in source.read_labelled(
-                            split, batch_size, label_column
-                        ):
-                            yield Batch(ids, features, [], labels)
-                except SkilError:
-                    raise
-                except Exception as exc:
-                    raise provider_failure(exc, provider, "read()", package_dir, job_id) from exc
+                yield from read_split(
+                    source,
+                    pickle.loads(encoded[index]),
+                    batch_size,
+                    provider,
+                    package_dir,
+                    job_id,
+                    label_column,
+                )
 
     frame = spark.range(0, len(encoded), 1, max(1, len(encoded)))
     return KeyedInput(frame, reader, source.id_type(), rows_total=source.count_hint())
+
+
+def read_split(
+    source: Any,
+    split: Any,
+    batch_size: int,
+    provider: str,
+    package_dir: str | None,
+    job_id: str,
+    label_column: str | None = None,
+) -> Iterator[Batch]:
+    """The :class:`Batch` es of one split of an :class:`~skil_sdk.ExecutorSource` (the
+    executors' and the local engine's workers' one reading path)."""
+    try:
+        if label_column is None:
+            for ids, features in source.read(split, batch_size):
+                yield Batch(ids, features, [])
+        else:
+            for ids, features, labels in source.read_labelled(split, batch_size, label_column):
+                yield Batch(ids, features, [], labels)
+    except SkilError:
+        raise
+    except Exception as exc:
+        raise provider_failure(exc, provider, "read()", package_dir, job_id) from exc
+
+
+def source_package_dir(source: Any) -> str | None:
+    """The directory of the package of a source's class (for file:line in errors)."""
+    return _package_dir(type(source))
 
 
 def feature_columns(columns: list[str], signature: Any) -> list[str]:

@@ -216,6 +216,7 @@ def write_parquet(
     rows_written = _rows_written(job.output, sum(int(e["rows"]) for e in executors))
     record = {
         **context["identity"],
+        "engine": "spark",
         "postprocess": job.postprocess,
         "batch_size": job.batch_size,
         "rows": rows_written,

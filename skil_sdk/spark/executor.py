@@ -146,9 +146,14 @@ def infer_batches(
     batches: Iterable[Any],
     id_arrow_type: pa.DataType,
     stats: Any = None,
+    runner: Any = None,
 ) -> Iterator[pa.RecordBatch]:
-    """Run the model over :class:`~skil_sdk.spark.adapter.Batch` es; yield output batches."""
-    runner = model_runner(config)
+    """Run the model over :class:`~skil_sdk.spark.adapter.Batch` es; yield output batches.
+
+    ``runner`` is the model runner to use (the local engine's workers load the stored
+    model directly); by default this process's runner for the job's model.
+    """
+    runner = runner if runner is not None else model_runner(config)
     postprocess = _postprocessor(config)
     options = dict(config.postprocess_options)
     schema = config.arrow_schema(id_arrow_type)

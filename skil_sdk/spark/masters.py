@@ -64,3 +64,16 @@ def master_kind_of(master: object) -> MasterKind:
             f"deploy_mode={master.split('-')[1]!r}."
         )
     raise _bad_master(master)
+
+
+def local_threads(master: str) -> tuple[int, int | None]:
+    """``(worker count, task failures allowed)`` of a local master: ``local`` is 1 worker,
+    ``local[*]`` one per core, ``local[N,F]`` N workers and F failures (None when unset)."""
+    import os
+
+    match = _LOCAL_RE.fullmatch(master)
+    if match is None:
+        raise _bad_master(master, "is not a local master")
+    threads = match["n"]
+    count = (os.cpu_count() or 1) if threads == "*" else int(threads or 1)
+    return count, int(match["f"]) if match["f"] else None

@@ -89,7 +89,7 @@ def prewarm_bundle(bundle: Any, env: dict[str, str]) -> subprocess.Popen[bytes] 
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent if _PRCTL is not None else None,
+            preexec_fn=die_with_parent if _PRCTL is not None else None,
         )
     except OSError:
         return None
@@ -116,8 +116,8 @@ _PRCTL = _load_prctl() if sys.platform.startswith("linux") else None
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
-    """In the child: receive SIGTERM when the runner dies (Linux), so nothing is orphaned."""
+def die_with_parent() -> None:
+    """In a child: receive SIGTERM when its parent dies (Linux), so nothing is orphaned."""
     if _PRCTL is not None:
         _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
@@ -141,7 +141,7 @@ def run_spark_submit(
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent if _PRCTL is not None else None,
+            preexec_fn=die_with_parent if _PRCTL is not None else None,
         )
         previous = signal.getsignal(signal.SIGTERM)
 

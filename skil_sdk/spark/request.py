@@ -30,6 +30,8 @@ class JobResult:
     metrics: dict[str, Any] | None = None
     #: ``inference`` or ``evaluate``.
     kind: str = "inference"
+    #: ``spark`` or ``local``.
+    engine: str = "spark"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -60,7 +62,7 @@ def advertise_host(job: JobSpec, master: str | None = None) -> str:
     return host
 
 
-def job_details(job: JobSpec, bundle_hash: str) -> dict[str, Any]:
+def job_details(job: JobSpec, bundle_hash: str | None) -> dict[str, Any]:
     """What the job record keeps about a job (secret-looking option values redacted)."""
     return {
         "spark_args": dict(job.spark_args),
@@ -72,7 +74,8 @@ def job_details(job: JobSpec, bundle_hash: str) -> dict[str, Any]:
         "plugins": list(job.plugins),
         "profile": job.profile,
         "execution_provider": job.execution_provider,
-        "spark_home": _spark_home_or_none(job.spark_home),
+        "engine": job.engine,
+        "spark_home": _spark_home_or_none(job.spark_home) if job.engine == "spark" else None,
         **({"evaluation": dict(job.evaluation)} if job.evaluation is not None else {}),
     }
 

@@ -10,6 +10,7 @@ and the executors inside the task closures; never through argv.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -46,7 +47,7 @@ from skil_sdk.spark.request import (
     job_details,
 )
 from skil_sdk.storage import atomic_write_text, ensure_dir
-from skil_sdk.store.jobs import FAILED, KILLED, SUCCEEDED, JobStore
+from skil_sdk.store.jobs import FAILED, KILLED, SUCCEEDED, JobStore, recording_failure
 from skil_sdk.uris import is_local, local_path
 
 __all__ = ["EXECUTION_PROVIDERS", "InferenceRequest", "JobResult", "run_job", "submit"]
@@ -77,9 +78,10 @@ def submit(
     job = request if isinstance(request, JobSpec) else prepare(request, in_session=in_session)
     if spark is not None:
         return run_in_session(job, spark, on_log=log, started=started)
-    bundle = _ensure_bundle(job, log)
+    local = job.engine == "local"
+    bundle = None if local else _ensure_bundle(job, log)
     store = JobStore()
-    record = _create_record(store, job, job_details(job, bundle.hash))
+    record = _create_record(store, job, job_details(job, bundle.hash if bundle else None))
     job_dir = ensure_dir(skil_home() / "jobs" / record.id)
     # the spec holds the provider options unredacted: an owner-only file
     atomic_write_text(job_dir / JOB_SPEC_FILE, json.dumps(job.to_dict(), indent=2), mode=0o600)
@@ -92,9 +94,14 @@ def submit(
             None,
             job.output,
             time.time() - started,
-            bundle.hash,
+            bundle.hash if bundle else None,
             kind=job.kind,
+            engine=job.engine,
         )
+    if local:
+        from skil_sdk.local.engine import run_local_job
+
+        return run_local_job(record.id, job, on_progress=on_progress, started=started)
     return run_job(record.id, job, bundle, on_progress=on_progress, on_log=log, started=started)
 
 
@@ -162,7 +169,8 @@ def run_job(
     with contextlib.suppress(FileNotFoundError):
         result_path.unlink()
     output_existed = _output_exists(job)
-    try:
+    cleanup = functools.partial(discard_incomplete_output, job, output_existed)
+    with recording_failure(store, job_id, cleanup, "the runner"):
         advertise = advertise_host(job)
         with job_server(advertise, log, job_id) as server_url:
             token = issue_job_token(job_id, [job.model.id])
@@ -185,18 +193,6 @@ def run_job(
             finally:
                 stop_prewarm(warming)
                 shutil.rmtree(job_dir / "tmp", ignore_errors=True)
-    except KeyboardInterrupt:
-        discard_incomplete_output(job, output_existed)
-        store.finish(job_id, KILLED, error="the job was interrupted (Ctrl-C or SIGTERM)")
-        raise
-    except SkilError as exc:
-        discard_incomplete_output(job, output_existed)
-        store.finish(job_id, FAILED, error=exc.message)
-        raise
-    except BaseException as exc:
-        discard_incomplete_output(job, output_existed)
-        store.finish(job_id, FAILED, error=f"the runner failed: {exc!r}")
-        raise
     try:
         return _conclude(job_id, job, bundle, store, result_path, returncode, log_path, started)
     except JobError:
@@ -358,6 +354,11 @@ def main(argv: list[str] | None = None) -> int:
     job = JobSpec.from_dict(json.loads((job_dir / JOB_SPEC_FILE).read_text()))
     store = JobStore()
     try:
+        if job.engine == "local":
+            from skil_sdk.local.engine import run_local_job
+
+            run_local_job(job_id, job)
+            return 0
         bundle = ensure_bundle(
             [Path(p) for p in job.plugins],
             verify=True,

@@ -18,7 +18,7 @@ import secrets
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -387,3 +387,28 @@ def issue_job_token(job_id: str, model_ids: list[str]) -> str:
 def check_job_token(token: str) -> JobToken | None:
     """What a job-scoped token grants, or None (see :meth:`JobStore.check_token`)."""
     return JobStore().check_token(token)
+
+
+@contextlib.contextmanager
+def recording_failure(
+    store: JobStore, job_id: str, cleanup: Callable[[], None], what: str
+) -> Iterator[None]:
+    """Record how a job's run ends if it raises: KILLED for Ctrl-C or SIGTERM (as
+    ``KeyboardInterrupt``), FAILED with the message of a :class:`SkilError`, else FAILED
+    naming ``what`` failed; ``cleanup`` runs first. The exception goes on."""
+    from skil_sdk.errors import SkilError
+
+    try:
+        yield
+    except KeyboardInterrupt:
+        cleanup()
+        store.finish(job_id, KILLED, error="the job was interrupted (Ctrl-C or SIGTERM)")
+        raise
+    except SkilError as exc:
+        cleanup()
+        store.finish(job_id, FAILED, error=exc.message)
+        raise
+    except BaseException as exc:
+        cleanup()
+        store.finish(job_id, FAILED, error=f"{what} failed: {exc!r}")
+        raise

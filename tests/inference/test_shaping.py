@@ -58,8 +58,16 @@ def test_input_shape_reshapes_flat_rows(tmp_path: Path) -> None:
         runner.run(images.reshape(4, -1))
     flat = runner.run(images.reshape(4, -1), {"x": (3, 6, 5)})["scores"]
     np.testing.assert_allclose(flat, runner.run(images)["scores"], rtol=1e-6)
-    with pytest.raises(ModelError, match="hold 90 values; fix the rows or the --input-shape"):
+    with pytest.raises(ModelError, match="hold 90 values; fix the rows or pass another"):
         runner.run(images.reshape(4, -1), {"x": (3, 5, 5)})
+    # rows already shaped are never rearranged into another layout
+    with pytest.raises(ModelError, match="rows are shaped 6x5x3 but the model takes"):
+        runner.run(images.transpose(0, 2, 3, 1))
+    with pytest.raises(ModelError, match="rows are shaped 6x5x3 but the model takes"):
+        runner.run(images.transpose(0, 2, 3, 1), {"x": (3, 6, 5)})
+    np.testing.assert_allclose(
+        runner.run(images, {"x": (3, 8, 8)})["scores"], runner.run(images)["scores"], rtol=1e-6
+    )
 
 
 def test_input_shapes_are_checked_against_the_model() -> None:

@@ -8,13 +8,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import _model_fixtures as models
 import _providers
 import pytest
+from _waiting import wait_for
 
 from skil_sdk import SkilContext, SparkArgs
 from skil_sdk.errors import ProviderError, SkilError
@@ -92,14 +92,6 @@ def test_the_traceback_is_in_the_job_log(bundle_home: Path, tmp_path: Path) -> N
     assert not (tmp_path / "out").exists()
 
 
-def _wait_for(condition: Any, what: str, seconds: float = 300) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
-
-
 def test_ctrl_c_leaves_no_output_that_blocks_the_retry(bundle_home: Path, tmp_path: Path) -> None:
     model_id = SkilContext().add_model_to_experiment(models.small_mlp_model(tmp_path), "p")
     markers = tmp_path / "markers"
@@ -112,7 +104,7 @@ def test_ctrl_c_leaves_no_output_that_blocks_the_retry(bundle_home: Path, tmp_pa
         argv, env=_env_with_test_providers(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     try:
-        _wait_for(lambda: (markers / "started").exists() or process.poll() is not None,
+        wait_for(lambda: (markers / "started").exists() or process.poll() is not None,
                   "the job's tasks to start")
         assert process.poll() is None, process.communicate()[1].decode()[-2000:]
         assert out.exists(), "Spark created the output directory when its tasks started"

@@ -1,0 +1,371 @@
+"""The local engine: a batch-inference job run by worker processes on this machine.
+
+No JVM, no pyspark, no bundle and no server: the provider (one that reads on the
+executors) lists its splits here, ``N`` workers (``local[N]``; ``local[*]``: one per core)
+each load the stored model once (its sha256 verified once, here) and run the same
+executor code a Spark job runs, and every task is committed once
+(:mod:`skil_sdk.local.commit`). A worker that dies gives its task back to the queue (up
+to ``F`` attempts for ``local[N,F]``, else :data:`DEFAULT_MAX_ATTEMPTS`); a failure of the
+data or the model fails the job. Ctrl-C, SIGTERM and ``skil-sdk jobs kill`` stop the
+workers and remove an output the job created.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import multiprocessing
+import os
+import shutil
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from skil_sdk.errors import InvalidValueError, JobError, SkilError
+from skil_sdk.home import skil_home
+from skil_sdk.job.spec import OVERWRITE_NO, JobSpec
+from skil_sdk.local.commit import LocalCommitter
+from skil_sdk.local.worker import WorkerSetup, worker_main
+from skil_sdk.storage import ensure_dir
+from skil_sdk.store.jobs import SUCCEEDED, JobStore, recording_failure
+from skil_sdk.uris import local_path
+
+#: Attempts of a task whose worker died, when the master does not say (``local[N,F]``).
+DEFAULT_MAX_ATTEMPTS = 4
+_PROGRESS_EVERY_S = 0.5
+
+
+def run_local_job(
+    job_id: str,
+    job: JobSpec,
+    *,
+    on_progress: Callable[[Any], None] | None = None,
+    started: float | None = None,
+) -> Any:
+    """Run a recorded job on the local engine; return its :class:`JobResult`."""
+    from skil_sdk.spark.request import JobResult
+
+    store = JobStore()
+    started = started or time.time()
+    output = local_path(job.output)
+    if output.exists() and job.overwrite != OVERWRITE_NO:
+        # checked when the job was prepared: an earlier output, or --overwrite=force
+        shutil.rmtree(output) if output.is_dir() else output.unlink()
+    existed = output.exists()
+    log_path = ensure_dir(skil_home() / "logs") / f"{job_id}.log"
+    store.update(job_id, log_path=str(log_path))
+    previous = signal.getsignal(signal.SIGTERM)
+    in_main = _is_main_thread()
+    if in_main:
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+    store.update(job_id, runner_pid=os.getpid())
+    try:
+        with recording_failure(store, job_id, lambda: _discard(output, existed), "the engine"):
+            store.mark_running(job_id)
+            rows, executors = _run(job_id, job, output, log_path, store, on_progress)
+            tasks = store.get(job_id).tasks_total
+            store.update(
+                job_id,
+                rows_done=rows,
+                rows_total=rows,
+                executors=executors,
+                **({"tasks_done": tasks} if tasks else {}),
+            )
+            store.finish(job_id, SUCCEEDED)
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
+        if on_progress is not None:
+            with contextlib.suppress(SkilError):
+                on_progress(store.get(job_id))
+    return JobResult(
+        job_id, SUCCEEDED, rows, job.output, time.time() - started, kind=job.kind, engine="local"
+    )
+
+
+def _raise_interrupt(_signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _is_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _discard(output: Path, existed: bool) -> None:
+    """Remove what a failed job wrote: the output it created, else its temporary files."""
+    if not existed:
+        shutil.rmtree(output, ignore_errors=True)
+    else:
+        shutil.rmtree(output / "_temporary", ignore_errors=True)
+
+
+def _run(
+    job_id: str,
+    job: JobSpec,
+    output: Path,
+    log_path: Path,
+    store: JobStore,
+    on_progress: Callable[[Any], None] | None,
+) -> tuple[int, list[dict[str, Any]]]:
+    from skil_sdk.plugins import get_postprocessor, get_provider, load_plugins
+    from skil_sdk.providers.arrays import arrow_type_of_spark_name
+    from skil_sdk.providers.interface import ExecutorSource
+    from skil_sdk.spark.adapter import call_provider, source_package_dir
+    from skil_sdk.spark.masters import local_threads
+    from skil_sdk.spark.schema import output_columns
+    from skil_sdk.store.models import verify_model
+
+    compute_started = time.time()
+    model = verify_model(job.model.id)  # once per job, here; the workers trust it
+    load_plugins()
+    info = get_provider(job.provider.lookup)
+    source = call_provider(info, None, dict(job.provider_options), job_id)
+    if not isinstance(source, ExecutorSource):
+        raise InvalidValueError(
+            f"The {info.name} provider did not return an ExecutorSource, so it cannot run on "
+            "the local engine; use --engine spark."
+        )
+    post_fn = get_postprocessor(job.postprocess) if job.postprocess else None
+    columns = output_columns(dict(job.model.signature), post_fn, dict(job.postprocess_options))
+    config = _config(job_id, job, source.id_type(), columns)
+    id_arrow = arrow_type_of_spark_name(source.id_type())
+    committer = LocalCommitter(output)
+    committer.setup()
+    splits = list(source.splits())
+    workers, max_failures = local_threads(str(job.spark_args["master"]))
+    setup = WorkerSetup(
+        job_id=job_id,
+        provider=info.name,
+        source=source,
+        model_path=model.path,
+        config=config,
+        id_arrow=id_arrow,
+        schema=config.arrow_schema(id_arrow),
+        committer=committer,
+        log_path=log_path,
+        package_dir=source_package_dir(source),
+    )
+    store.report_progress(job_id, 0, 0, len(splits), source.count_hint())
+    per_worker: dict[int, int] = {}
+    if splits:
+        pool = _Pool(setup, min(workers, len(splits)), max_failures or DEFAULT_MAX_ATTEMPTS)
+        try:
+            per_worker = pool.run(splits, job_id, store, on_progress)
+        finally:
+            pool.close()
+    else:  # no rows: one empty part file carries the schema, as Spark writes
+        import pyarrow.parquet as pq
+
+        pq.write_table(setup.schema.empty_table(), committer.part_path(0))
+    rows = _rows_in(output)
+    executors = [
+        {
+            "host": socket.gethostname(),
+            "pid": pid,
+            "python": sys.version.split()[0],
+            "executable": sys.executable,
+            "bundle_hash": None,
+            "rows": count,
+            "engine": "local",
+        }
+        for pid, count in sorted(per_worker.items())
+    ]
+    finished = time.time()
+    record = {
+        "job_id": job_id,
+        "kind": job.kind,
+        "engine": "local",
+        "model_id": job.model.id,
+        "model_sha256": job.model.sha256,
+        "provider": job.provider.name,
+        "provider_options": _redacted(job),
+        "postprocess": job.postprocess,
+        "bundle_hash": None,
+        "profile": job.profile,
+        "batch_size": job.batch_size,
+        "rows": rows,
+        "columns": [{"name": "id", "type": source.id_type()}] + [c.to_dict() for c in columns],
+        "master": job.spark_args["master"],
+        "tasks": len(splits),
+        "timings": {
+            "compute_started_at": compute_started,
+            "finished_at": finished,
+            "compute_seconds": round(finished - compute_started, 3),
+        },
+        "executors": executors,
+    }
+    (output / "_skil_job.json").write_text(json.dumps(record, indent=2) + "\n")
+    committer.finish()
+    return rows, executors
+
+
+def _redacted(job: JobSpec) -> dict[str, str]:
+    from skil_sdk.job.spec import redact_options
+
+    return redact_options(job.provider_options)
+
+
+def _config(job_id: str, job: JobSpec, id_type: str, columns: Any) -> Any:
+    from skil_sdk.spark.executor import ExecutorConfig
+
+    return ExecutorConfig(
+        job_id=job_id,
+        model_id=job.model.id,
+        model_sha256=job.model.sha256,
+        server_url="",
+        token="",
+        batch_size=job.batch_size,
+        id_type=id_type,
+        columns=tuple(columns),
+        postprocess=job.postprocess,
+        postprocess_options=tuple(sorted(job.postprocess_options.items())),
+        input_shapes=tuple(sorted((k, tuple(v)) for k, v in job.input_shapes.items())),
+    )
+
+
+def _rows_in(output: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return sum(pq.read_metadata(p).num_rows for p in sorted(output.glob("part-*.parquet")))
+
+
+class _Worker:
+    """One worker process, its task queue, its result pipe, and the task it runs."""
+
+    def __init__(self, context: Any, setup: WorkerSetup) -> None:
+        self.tasks: Any = context.Queue()
+        self.results, sender = context.Pipe(duplex=False)
+        self.process = context.Process(
+            target=worker_main,
+            args=(setup, self.tasks, sender),
+            name="skil-local-worker",
+            daemon=True,
+        )
+        self.process.start()
+        sender.close()  # the worker holds the sending end; a dead worker reads as EOF
+        self.task: tuple[int, int] | None = None
+
+    def give(self, task: int, attempt: int, split: Any) -> None:
+        """Hand the worker a task attempt."""
+        self.task = (task, attempt)
+        self.tasks.put((task, attempt, split))
+
+
+class _Pool:
+    """Worker processes, each handed one task at a time by the parent, so the task of a
+    worker that dies is known and queued again (up to ``max_attempts`` attempts)."""
+
+    def __init__(self, setup: WorkerSetup, size: int, max_attempts: int) -> None:
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        self._context = multiprocessing.get_context(method)
+        self._setup = setup
+        self._size = size
+        self._max_attempts = max_attempts
+        self._workers: list[_Worker] = []
+
+    def run(
+        self,
+        splits: list[Any],
+        job_id: str,
+        store: JobStore,
+        on_progress: Callable[[Any], None] | None,
+    ) -> dict[int, int]:
+        """Run every split to a committed task; return rows written per worker pid."""
+        from multiprocessing.connection import wait
+
+        committer = self._setup.committer
+        waiting: list[tuple[int, int]] = [(task, 0) for task in range(len(splits))]
+        pending = set(range(len(splits)))
+        running_rows: dict[int, int] = {}
+        done_rows: dict[int, int] = {}
+        per_worker: dict[int, int] = {}
+        self._workers = [_Worker(self._context, self._setup) for _ in range(self._size)]
+        last_report = 0.0
+        while pending:
+            for worker in self._workers:
+                if worker.task is None and waiting and worker.process.is_alive():
+                    task, attempt = waiting.pop(0)
+                    running_rows[task] = 0
+                    worker.give(task, attempt, splits[task])
+            ready = wait([w.results for w in self._workers], timeout=0.2)
+            for worker in [w for w in self._workers if w.results in ready]:
+                try:
+                    message = worker.results.recv()
+                except (EOFError, OSError):
+                    continue  # it died: _replace_dead requeues its task
+                kind, task = message[0], message[1]
+                if kind == "rows":
+                    running_rows[task] = running_rows.get(task, 0) + message[2]
+                elif kind == "done":
+                    attempt, rows, pid = message[2], message[3], message[4]
+                    worker.task = None
+                    if committer.commit(task, attempt) and task in pending:
+                        pending.discard(task)
+                        done_rows[task] = rows
+                        per_worker[pid] = per_worker.get(pid, 0) + rows
+                else:
+                    raise _error(message[2], message[3])
+            waiting += self._replace_dead(pending)
+            now = time.monotonic()
+            if now - last_report >= _PROGRESS_EVERY_S or not pending:
+                last_report = now
+                rows_now = sum(done_rows.values()) + sum(
+                    v for t, v in running_rows.items() if t in pending
+                )
+                store.report_progress(job_id, rows_now, len(splits) - len(pending))
+                if on_progress is not None:
+                    with contextlib.suppress(SkilError):
+                        on_progress(store.get(job_id))
+        return per_worker
+
+    def _replace_dead(self, pending: set[int]) -> list[tuple[int, int]]:
+        """Replace workers that died; return their tasks' next attempts."""
+        again: list[tuple[int, int]] = []
+        for worker in list(self._workers):
+            if worker.process.is_alive():
+                continue
+            self._workers.remove(worker)
+            if worker.task is not None and worker.task[0] in pending:
+                task, attempt = worker.task
+                if attempt + 1 >= self._max_attempts:
+                    raise JobError(
+                        f"Task {task} failed {attempt + 1} times (its worker died, last with "
+                        f"exit code {worker.process.exitcode}); see the job's log, or allow "
+                        "more attempts with a local[N,F] master."
+                    )
+                again.append((task, attempt + 1))
+            worker.results.close()
+            self._workers.append(_Worker(self._context, self._setup))
+        return again
+
+    def close(self) -> None:
+        """Stop the workers (a clean stop first, then terminate what is left)."""
+        for worker in self._workers:
+            with contextlib.suppress(Exception):
+                worker.tasks.put(None)
+        deadline = time.monotonic() + 5
+        for worker in self._workers:
+            worker.process.join(timeout=max(0.0, deadline - time.monotonic()))
+            if worker.process.is_alive():
+                worker.process.terminate()
+                worker.process.join(timeout=5)
+            worker.results.close()
+            worker.tasks.close()
+            worker.tasks.cancel_join_thread()
+
+
+def _error(code: str, message: str) -> SkilError:
+    """A worker's failure as the SkilError subclass of its code."""
+    from skil_sdk import errors
+
+    for name in dir(errors):
+        cls = getattr(errors, name)
+        if isinstance(cls, type) and issubclass(cls, SkilError) and cls.code == code:
+            return cls(message)
+    return JobError(message)

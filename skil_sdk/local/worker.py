@@ -1,0 +1,102 @@
+"""A local engine worker: one process, one onnxruntime session, tasks from a queue.
+
+It runs the executors' code (the provider's reader, the model runner, the output
+batches) and writes each task attempt's Parquet through the per-task commit's attempt
+path. It reports to the parent through its own pipe (so a worker killed mid-message harms no
+other): ``("rows", task, n)`` as batches are written, ``("done", task, attempt, rows,
+pid)`` when an attempt's file is complete, and ``("failed", task, code, message)`` when the
+task fails, or the worker cannot start (task -1). A failure of the data or the model is
+not retried; only a worker that dies is. Tracebacks go to the job's log.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from skil_sdk.errors import SkilError
+
+
+@dataclass
+class WorkerSetup:
+    """What every worker needs; inherited by the forked workers, never pickled."""
+
+    job_id: str
+    provider: str
+    source: Any
+    model_path: Path
+    config: Any
+    id_arrow: Any
+    schema: Any
+    committer: Any
+    log_path: Path
+    intra_op_threads: int = 1
+    package_dir: str | None = None
+
+
+def worker_main(setup: WorkerSetup, tasks: Any, results: Any) -> None:
+    """The worker loop: run tasks until the parent sends ``None``."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent's handler is not ours
+    from skil_sdk.spark.process import die_with_parent
+
+    die_with_parent()
+    handler = logging.FileHandler(setup.log_path)
+    handler.setFormatter(logging.Formatter("%(asctime)s worker %(process)d %(message)s"))
+    logging.getLogger("skil_sdk").addHandler(handler)
+    try:
+        from skil_sdk.inference.runner import ModelRunner
+
+        runner = ModelRunner(setup.model_path, intra_op_threads=setup.intra_op_threads)
+    except SkilError as exc:
+        results.send(("failed", -1, exc.code, exc.message))
+        return
+    except Exception as exc:
+        logging.getLogger("skil_sdk").exception("The worker could not start")
+        results.send(("failed", -1, "worker_error", f"{type(exc).__name__}: {exc}"))
+        return
+    while True:
+        item = tasks.get()
+        if item is None:
+            return
+        task, attempt, split = item
+        try:
+            rows = run_task(setup, runner, task, attempt, split, results)
+        except SkilError as exc:
+            results.send(("failed", task, exc.code, exc.message))
+        except Exception as exc:
+            logging.getLogger("skil_sdk").exception("Task %s failed", task)
+            results.send(("failed", task, "worker_error", f"{type(exc).__name__}: {exc}"))
+        else:
+            results.send(("done", task, attempt, rows, os.getpid()))
+
+
+def run_task(
+    setup: WorkerSetup, runner: Any, task: int, attempt: int, split: Any, results: Any
+) -> int:
+    """Write one task attempt's output; return its row count."""
+    import pyarrow.parquet as pq
+
+    from skil_sdk.spark.adapter import read_split
+    from skil_sdk.spark.executor import infer_batches
+
+    batches = read_split(
+        setup.source,
+        split,
+        setup.config.batch_size,
+        setup.provider,
+        setup.package_dir,
+        setup.job_id,
+    )
+    rows = 0
+    path = setup.committer.attempt_path(task, attempt)
+    with pq.ParquetWriter(path, setup.schema) as writer:
+        for batch in infer_batches(setup.config, batches, setup.id_arrow, runner=runner):
+            writer.write_batch(batch)
+            rows += batch.num_rows
+            results.send(("rows", task, batch.num_rows))
+    return rows

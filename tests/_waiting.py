@@ -1,0 +1,20 @@
+"""Waiting on a condition (a file, a state), never on a sleep of a guessed length."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+def wait_for(condition: Callable[[], Any], what: str, seconds: float = 300) -> Any:
+    """Poll ``condition`` until it is truthy and return its value; fail naming ``what``
+    once ``seconds`` have passed (a bound for a broken run, not a timing)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {seconds:g} s waiting for {what}")
+        time.sleep(0.05)
