@@ -9,10 +9,11 @@ from typing import Any
 import numpy as np
 
 from skil_sdk.errors import InvalidValueError
+from skil_sdk.server.shape_runs import ShapeRuns, json_runs
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 
-Features = np.ndarray | dict[str, Any] | list[Any]
+Features = np.ndarray | dict[str, Any] | list[Any] | ShapeRuns
 
 
 def wants_arrow(content_type: str, accept: str) -> bool:
@@ -43,7 +44,11 @@ def decode_json(body: bytes, input_names: list[str]) -> tuple[Features, int]:
                 "'instances' must be a non-empty list of rows; send one row per item."
             )
         if all(isinstance(row, dict) for row in instances):
-            return {n: [row.get(n) for row in instances] for n in _names(instances)}, len(instances)
+            columns = {n: [row.get(n) for row in instances] for n in _names(instances)}
+            return json_runs(columns) or columns, len(instances)
+        runs = json_runs({"": instances})
+        if runs is not None:
+            return ShapeRuns([(rows, part[""]) for rows, part in runs.runs]), len(instances)
         return instances, len(instances)
     inputs = data["inputs"]
     if not isinstance(inputs, dict) or not inputs:
@@ -57,7 +62,7 @@ def decode_json(body: bytes, input_names: list[str]) -> tuple[Features, int]:
             f"Every input needs a non-empty list with the same number of rows (got {counts}); "
             "send one row per item for every input."
         )
-    return dict(inputs), next(iter(counts.values()))
+    return json_runs(dict(inputs)) or dict(inputs), next(iter(counts.values()))
 
 
 def _names(instances: list[dict[str, Any]]) -> list[str]:
@@ -91,9 +96,40 @@ def decode_arrow(body: bytes, input_names: list[str]) -> tuple[Features, int]:
             f"The Arrow stream repeats a column name ({table.column_names}); send one column "
             "per model input."
         )
+    runs = _arrow_runs(table, input_names)
+    if runs is not None:
+        return runs, table.num_rows
     if len(input_names) == 1 and table.num_columns == 1:
         return _column(table.column(0), table.column_names[0]), table.num_rows
     return {name: _column(table.column(name), name) for name in table.column_names}, table.num_rows
+
+
+def _arrow_runs(table: Any, input_names: list[str]) -> ShapeRuns | None:
+    """Runs of one shape when the table's list columns hold rows of different shapes."""
+    import pyarrow as pa
+
+    from skil_sdk.errors import ModelError
+    from skil_sdk.providers.arrays import feature_runs
+
+    lists = [
+        c for c in table.columns
+        if pa.types.is_list(c.type) or pa.types.is_large_list(c.type)
+    ]
+    if not lists or table.column(0).null_count:
+        return None
+    batch = table.combine_chunks().to_batches()[0] if table.num_rows else None
+    if batch is None:
+        return None
+    try:
+        runs = list(feature_runs(batch, list(table.column_names)))
+    except ModelError as exc:
+        raise InvalidValueError(exc.message) from exc
+    if len(runs) <= 1:
+        return None
+    single = len(input_names) == 1 and table.num_columns == 1
+    return ShapeRuns(
+        [(stop - start, values if single else dict(values)) for start, stop, values in runs]
+    )
 
 
 def _column(column: Any, name: str) -> np.ndarray:
@@ -176,6 +212,8 @@ def _arrow_column(pa: Any, value: Any) -> tuple[Any, dict[str, str]]:
         values = pa.array(flat if flat.dtype != object else list(flat))
         return pa.FixedSizeListArray.from_arrays(values, size), metadata
     rows = list(value)
+    if rows and all(isinstance(r, np.ndarray) for r in rows):  # rows of different shapes
+        return pa.array([r.tolist() for r in rows]), {}
     if rows and all(isinstance(r, dict) for r in rows):
         first_key = next((k for r in rows for k in r), 0)
         key_type = pa.string() if isinstance(first_key, str) else pa.int64()

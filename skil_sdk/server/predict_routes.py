@@ -21,6 +21,7 @@ from skil_sdk.server.codec import (
 from skil_sdk.server.config import ServerConfig
 from skil_sdk.server.errors import RequestTimeoutError, UnsupportedMediaTypeError
 from skil_sdk.server.models_routes import ERRORS, MODEL_ID
+from skil_sdk.server.shape_runs import ShapeRuns, run_in_runs
 from skil_sdk.store import models as store
 
 router = APIRouter(tags=["predict"])
@@ -95,6 +96,8 @@ async def _run(request: Request, model_id: str, work: Any) -> Any:
 
         runner = get_runner(record.path, intra_op_threads=config.intra_op_threads)
         features = _features(config, body, content_type, runner.input_names)
+        if isinstance(features, ShapeRuns):
+            return work(runner, run_in_runs(runner.run, features))
         return work(runner, runner.run(features))
 
     try:

