@@ -52,9 +52,6 @@ def run_local_job(
     store = JobStore()
     started = started or time.time()
     output = local_path(job.output)
-    if output.exists() and job.overwrite != OVERWRITE_NO:
-        # checked when the job was prepared: an earlier output, or --overwrite=force
-        shutil.rmtree(output) if output.is_dir() else output.unlink()
     existed = output.exists()
     log_path = ensure_dir(skil_home() / "logs") / f"{job_id}.log"
     store.update(job_id, log_path=str(log_path))
@@ -65,6 +62,10 @@ def run_local_job(
     store.update(job_id, runner_pid=os.getpid())
     try:
         with recording_failure(store, job_id, lambda: _discard(output, existed), "the engine"):
+            if existed and job.overwrite != OVERWRITE_NO:
+                # checked when the job was prepared: an earlier output, or --overwrite=force
+                shutil.rmtree(output) if output.is_dir() else output.unlink()
+                existed = False
             store.mark_running(job_id)
             rows, executors = _run(job_id, job, output, log_path, store, on_progress)
             tasks = store.get(job_id).tasks_total

@@ -21,7 +21,7 @@ from _spark_helpers import read_output, run_onnxruntime, write_features_parquet
 from _waiting import wait_for
 
 from skil_sdk import SkilContext, SparkArgs
-from skil_sdk.errors import InvalidValueError, ModelError
+from skil_sdk.errors import ConflictError, InvalidValueError, ModelError
 from skil_sdk.job.request import InferenceRequest
 from skil_sdk.spark.submit import submit
 from skil_sdk.store.jobs import KILLED, SUCCEEDED, JobStore
@@ -277,3 +277,18 @@ def test_cuda_and_remote_inputs_stay_on_spark(tmp_path: Path) -> None:
     with pytest.raises(InvalidValueError, match=r"the input s3://bucket/d\.parquet is remote"):
         submit(_request(model_id, "parquet", tmp_path / "o",
                         options={"path": "s3://bucket/d.parquet"}))
+
+
+def test_overwrite_replaces_an_earlier_local_output(tmp_path: Path) -> None:
+    model_id = SkilContext().add_model_to_experiment(models.small_mlp_model(tmp_path), "local")
+    big, _features = _data(tmp_path, 500)
+    submit(_request(model_id, "parquet", tmp_path / "out", options={"path": str(big)}))
+    small = write_features_parquet(tmp_path / "small.parquet", np.arange(30, dtype=np.int64),
+                                   np.ones((30, 4), dtype=np.float32), 10)
+    with pytest.raises(ConflictError, match="pass --overwrite"):
+        submit(_request(model_id, "parquet", tmp_path / "out", options={"path": str(small)}))
+    again = submit(_request(model_id, "parquet", tmp_path / "out", options={"path": str(small)},
+                            overwrite=True))
+    assert again.rows == 30
+    assert sorted(read_output(tmp_path / "out").column("id").to_pylist()) == list(range(30))
+    assert len(list((tmp_path / "out").glob("part-*.parquet"))) == 3
