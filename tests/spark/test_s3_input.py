@@ -100,3 +100,36 @@ def test_parquet_over_s3_matches_onnxruntime(spark: Any, tmp_path: Path, s3_endp
     np.testing.assert_allclose(
         np.array(table.column("output").to_pylist()), expected, rtol=1e-5, atol=1e-6
     )
+
+
+def test_images_over_s3_equal_pillow_by_hand(tmp_path: Path, s3_endpoint: str) -> None:
+    """The images provider lists and decodes s3:// images (a glob, ids relative to it)."""
+    import boto3
+    from botocore.config import Config
+    from test_images_provider import MEAN, STD, _by_hand, _write_images
+
+    from skil_sdk.providers.images import ImagesProvider
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint,
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        region_name="us-east-1",
+        config=Config(request_checksum_calculation="when_required"),
+    )
+    client.create_bucket(Bucket="skil-images", ACL="public-read")
+    paths = _write_images(tmp_path / "imgs")
+    for name, path in paths.items():
+        client.put_object(Bucket="skil-images", Key=f"photos/{name}", Body=path.read_bytes(),
+                          ACL="public-read")
+    source = ImagesProvider().data(
+        None, path="s3://skil-images/photos/**/*.png", s3_endpoint=s3_endpoint,
+        anonymous="true", size="10,10", mean=",".join(map(str, MEAN)),
+        std=",".join(map(str, STD)),
+    )
+    read = [(i, t) for s in source.splits() for ids, ts in source.read(s, 8)
+            for i, t in zip(ids, ts, strict=True)]
+    assert [i for i, _t in read] == sorted(n for n in paths if n.endswith(".png"))
+    for image_id, tensor in read:
+        np.testing.assert_allclose(tensor, _by_hand(paths[image_id], (10, 10), None), atol=1e-6)
