@@ -49,22 +49,27 @@ def s3_endpoint() -> Iterator[str]:
         server.wait(timeout=10)
 
 
-def test_parquet_over_s3_matches_onnxruntime(spark: Any, tmp_path: Path, s3_endpoint: str) -> None:
-    import io
-
+def _client(endpoint: str) -> Any:
+    """A boto3 client of the local S3 server (the tests' own uploads go through it)."""
     import boto3
     from botocore.config import Config
 
-    # the test's own upload goes through boto3 (a public-read bucket, so executors read it
-    # anonymously); the job reads with pyarrow's S3 file system
-    client = boto3.client(
+    return boto3.client(
         "s3",
-        endpoint_url=s3_endpoint,
+        endpoint_url=endpoint,
         aws_access_key_id="test",
         aws_secret_access_key="test",
         region_name="us-east-1",
         config=Config(request_checksum_calculation="when_required"),
     )
+
+
+def test_parquet_over_s3_matches_onnxruntime(spark: Any, tmp_path: Path, s3_endpoint: str) -> None:
+    import io
+
+    # the test's own upload goes through boto3 (a public-read bucket, so executors read it
+    # anonymously); the job reads with pyarrow's S3 file system
+    client = _client(s3_endpoint)
     client.create_bucket(Bucket="skil-data", ACL="public-read")
     features = np.random.default_rng(31).standard_normal((90, 4)).astype(np.float32)
     for part, rows in enumerate((slice(0, 50), slice(50, 90))):
@@ -104,20 +109,11 @@ def test_parquet_over_s3_matches_onnxruntime(spark: Any, tmp_path: Path, s3_endp
 
 def test_images_over_s3_equal_pillow_by_hand(tmp_path: Path, s3_endpoint: str) -> None:
     """The images provider lists and decodes s3:// images (a glob, ids relative to it)."""
-    import boto3
-    from botocore.config import Config
     from test_images_provider import MEAN, STD, _by_hand, _write_images
 
     from skil_sdk.providers.images import ImagesProvider
 
-    client = boto3.client(
-        "s3",
-        endpoint_url=s3_endpoint,
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        region_name="us-east-1",
-        config=Config(request_checksum_calculation="when_required"),
-    )
+    client = _client(s3_endpoint)
     client.create_bucket(Bucket="skil-images", ACL="public-read")
     paths = _write_images(tmp_path / "imgs")
     for name, path in paths.items():
