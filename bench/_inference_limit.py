@@ -3,7 +3,9 @@
 One process per core; each creates an onnxruntime session (1 intra-op thread), warms
 it up, waits for the others, then takes row groups from a shared queue (as Spark's
 scheduler hands out tasks), reads each with pyarrow in batches, runs the model and
-writes ``id`` plus the outputs to one Parquet file per row group.
+writes ``id`` plus the outputs to one Parquet file per row group. Given a directory
+instead of a file, the tasks are its ``*.parquet`` files (every row group of one file
+each, so that no footer is read before the processes start), one output file per file.
 """
 
 from __future__ import annotations
@@ -22,7 +24,13 @@ def _features(batch: Any) -> Any:
 
 
 def _worker(
-    data: str, model: str, out: str, batch_size: int, tasks: Any, results: Any, barrier: Any
+    files: list[str],
+    model: str,
+    out: str,
+    batch_size: int,
+    tasks: Any,
+    results: Any,
+    barrier: Any,
 ) -> None:
     import onnxruntime as ort
     import pyarrow as pa
@@ -33,29 +41,34 @@ def _worker(
     options.inter_op_num_threads = 1
     session = ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
-    source = pq.ParquetFile(data)
-    warm = next(source.iter_batches(batch_size=batch_size, row_groups=[0]))
+    opened = (0, pq.ParquetFile(files[0]))
+    warm = next(opened[1].iter_batches(batch_size=batch_size, row_groups=[0]))
     for _ in range(3):
         session.run(None, {name: _features(warm)})
     barrier.wait()
     start = time.monotonic()
     rows = groups = 0
-    while (group := tasks.get()) is not None:
+    while (task := tasks.get()) is not None:
+        number, file, group = task
+        if opened[0] != file:
+            opened = (file, pq.ParquetFile(files[file]))
         writer = None
-        for batch in source.iter_batches(
-            batch_size=batch_size, row_groups=[group], columns=["id", "features"]
+        for batch in opened[1].iter_batches(
+            batch_size=batch_size,
+            row_groups=None if group is None else [group],
+            columns=["id", "features"],
         ):
             output = session.run(None, {name: _features(batch)})[0]
             flat = pa.array(output.reshape(-1))
             values = pa.FixedSizeListArray.from_arrays(flat, output.shape[1])
             table = pa.table({"id": batch.column("id"), "output": values})
             if writer is None:
-                writer = pq.ParquetWriter(f"{out}/part-{group:05d}.parquet", table.schema)
+                writer = pq.ParquetWriter(f"{out}/part-{number:05d}.parquet", table.schema)
             writer.write_table(table)
             rows += batch.num_rows
         if writer is not None:
             writer.close()
-        groups += 1
+        groups += opened[1].num_row_groups if group is None else 1
     end = time.monotonic()
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     results.put({"rows": rows, "groups": groups, "start": start, "end": end, "peak_kb": peak_kb})
@@ -64,23 +77,25 @@ def _worker(
 def run_limit(
     data: Path, model: Path, out: Path, processes: int, batch_size: int
 ) -> dict[str, Any]:
-    """Rows/s of ``processes`` processes over every row group of ``data``; peak RSS of each."""
-    import pyarrow.parquet as pq
+    """Rows/s of ``processes`` processes over every row group of ``data``; peak RSS of each.
 
+    ``data`` is one Parquet file (a task per row group) or a directory of them (a task
+    per file).
+    """
     out.mkdir(parents=True, exist_ok=True)
-    groups = pq.ParquetFile(data).num_row_groups
+    files, queued = _tasks(data)
     context = mp.get_context("spawn")
     tasks = context.Queue()
     results = context.Queue()
     barrier = context.Barrier(processes)
-    for group in range(groups):
-        tasks.put(group)
+    for task in queued:
+        tasks.put(task)
     for _ in range(processes):
         tasks.put(None)
     workers = [
         context.Process(
             target=_worker,
-            args=(str(data), str(model), str(out), batch_size, tasks, results, barrier),
+            args=(files, str(model), str(out), batch_size, tasks, results, barrier),
         )
         for _ in range(processes)
     ]
@@ -95,7 +110,9 @@ def run_limit(
     return {
         "processes": processes,
         "batch_size": batch_size,
-        "row_groups": groups,
+        "files": len(files),
+        "tasks": len(queued),
+        "row_groups": sum(r["groups"] for r in reports),
         "rows": rows,
         "seconds": round(seconds, 3),
         "rows_per_s": round(rows / seconds),
@@ -103,3 +120,14 @@ def run_limit(
         "per_process": reports,
         "peak_rss_mb": round(max(r["peak_kb"] for r in reports) / 1024, 1),
     }
+
+
+def _tasks(data: Path) -> tuple[list[str], list[tuple[int, int, int | None]]]:
+    """The files and the tasks ``(number, file index, row group or None for all)``."""
+    import pyarrow.parquet as pq
+
+    if data.is_dir():
+        files = [str(p) for p in sorted(data.glob("*.parquet"))]
+        return files, [(i, i, None) for i in range(len(files))]
+    groups = pq.ParquetFile(data).num_row_groups
+    return [str(data)], [(g, 0, g) for g in range(groups)]

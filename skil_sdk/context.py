@@ -47,7 +47,8 @@ class SkilContext:
         execution_provider: str = "cpu",
         profile: str | None = None,
         input_shapes: dict[str, Any] | None = None,
-        engine: str = "spark",
+        engine: str | None = None,
+        rows_per_task: int | None = None,
         detach: bool = False,
         provider_options: dict[str, Any] | None = None,
         **options: Any,
@@ -60,7 +61,9 @@ class SkilContext:
         ``overwrite`` is False, True (replace an earlier skil-sdk output) or
         ``"force"``. ``input_shapes`` (``{"x": (3, 224, 224)}``) gives the per-row shape
         of inputs whose dims are dynamic, as ``--input-shape`` does; ``engine`` is
-        ``spark``, ``local`` or ``auto``, as ``--engine``. Blocks until the job
+        ``spark``, ``local`` or ``auto`` (the default, unless the profile names one), as
+        ``--engine``, and ``rows_per_task`` the
+        target rows of a packed task, as ``--rows-per-task``. Blocks until the job
         ends (unless ``detach``) and returns the job id; a failed job raises
         :class:`skil_sdk.errors.JobError`. The provider's options are the other keyword
         arguments and ``provider_options`` (for an option named like a parameter of this
@@ -86,6 +89,7 @@ class SkilContext:
             profile=profile,
             input_shapes={k: [int(d) for d in v] for k, v in (input_shapes or {}).items()},
             engine=engine,
+            rows_per_task=rows_per_task,
         )
         return submit(request, detach=detach).job_id
 
@@ -102,6 +106,8 @@ class SkilContext:
         batch_size: int | None = None,
         overwrite: bool | str = False,
         profile: str | None = None,
+        engine: str | None = None,
+        rows_per_task: int | None = None,
         provider_options: dict[str, Any] | None = None,
         **options: Any,
     ) -> dict[str, Any]:
@@ -111,8 +117,8 @@ class SkilContext:
         ``rocbinary``, ``rocmulticlass`` or ``regression`` (docs/evaluation.md lists each
         one's keys); the returned dict also holds the ``job_id``. With ``output_path`` the
         metrics are written there as JSON too. A failed job raises
-        :class:`skil_sdk.errors.JobError`. ``profile`` and the provider's options work as
-        for :meth:`batch_inference`.
+        :class:`skil_sdk.errors.JobError`. ``profile``, ``engine``, ``rows_per_task`` and
+        the provider's options work as for :meth:`batch_inference`.
         """
         from skil_sdk.evaluation.metrics import EvaluationSettings
         from skil_sdk.job.request import InferenceRequest
@@ -130,6 +136,8 @@ class SkilContext:
             profile=profile,
             kind="evaluate",
             evaluation=settings.to_dict(),
+            engine=engine,
+            rows_per_task=rows_per_task,
         )
         result = submit(request)
         return {**(result.metrics or {}), "job_id": result.job_id}

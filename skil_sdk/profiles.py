@@ -39,7 +39,9 @@ from skil_sdk.home import skil_home
 
 CONFIG_FILE = "config.toml"
 #: Profile keys that are not SparkArgs fields.
-OWN_KEYS = ("spark_home", "advertise_host", "pex_root")
+OWN_KEYS = ("spark_home", "advertise_host", "pex_root", "engine")
+#: The values of a profile's ``engine`` (as ``--engine``).
+ENGINES = ("auto", "local", "spark")
 
 
 def config_path() -> Path:
@@ -58,6 +60,8 @@ class Profile:
     pex_root: str | None = None
     spark_args: dict[str, Any] = field(default_factory=dict)
     default: bool = False
+    #: ``auto``, ``local`` or ``spark``: the engine of jobs that do not say (None: auto).
+    engine: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form used by ``skil-sdk profiles``."""
@@ -68,6 +72,7 @@ class Profile:
             "spark_home": self.spark_home,
             "advertise_host": self.advertise_host,
             "pex_root": self.pex_root,
+            "engine": self.engine,
             **{"spark_args": self.spark_args},
         }
 
@@ -92,12 +97,16 @@ def _check_profile(name: str, table: Any, path: Path, default: bool) -> Profile:
         if key not in fields and key not in OWN_KEYS:
             raise InvalidValueError(
                 f"{where} has an unknown key {key!r}; use spark_home, advertise_host, "
-                "pex_root, conf or a SparkArgs field such as master."
+                "pex_root, engine, conf or a SparkArgs field such as master."
             )
     own = {k: table[k] for k in OWN_KEYS if k in table}
     for key, value in own.items():
         if not isinstance(value, str) or not value.strip():
             raise InvalidValueError(f"{where}: {key} must be a non-empty string.")
+    if own.get("engine") is not None and own["engine"] not in ENGINES:
+        raise InvalidValueError(
+            f"{where}: engine must be one of {', '.join(ENGINES)}, not {own['engine']!r}."
+        )
     spark_home = own.get("spark_home")
     if spark_home is not None:
         home = Path(spark_home).expanduser()
@@ -126,6 +135,7 @@ def _check_profile(name: str, table: Any, path: Path, default: bool) -> Profile:
         pex_root=own.get("pex_root"),
         spark_args=spark_args,
         default=default,
+        engine=own.get("engine"),
     )
 
 
@@ -175,8 +185,9 @@ def apply_profile(request: Any, name: str | None) -> Any:
 
     A SparkArgs field takes the profile's value unless the request already differs from
     the default; ``conf`` entries are merged (the request's win); ``spark_home`` and
-    ``advertise_host`` fill the request's when unset; ``pex_root`` becomes
-    ``spark.executorEnv.PEX_ROOT``. Without a name the default profile applies, if any.
+    ``advertise_host`` fill the request's when unset, and ``engine`` when the request
+    names none; ``pex_root`` becomes ``spark.executorEnv.PEX_ROOT``. Without a name the
+    default profile applies, if any.
     """
     from skil_sdk.spark.args import SparkArgs
 
@@ -198,5 +209,6 @@ def apply_profile(request: Any, name: str | None) -> Any:
         spark_args=SparkArgs.from_dict(merged),
         spark_home=request.spark_home or profile.spark_home,
         advertise_host=request.advertise_host or profile.advertise_host,
+        engine=request.engine or profile.engine,
         profile=profile.name,
     )

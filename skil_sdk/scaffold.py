@@ -26,6 +26,10 @@ from skil_sdk.errors import ConflictError, InvalidValueError, SkilError
 TEMPLATES_PACKAGE = "skil_sdk.templates"
 PROVIDER_TEMPLATE = "provider"
 DEFAULT_DESCRIPTION = "Keyed rows from a JSON-lines or CSV file: an id and numeric features."
+#: The provider template's variants (its ``provider_kind`` choice): ``data()`` returns a
+#: Spark DataFrame, or an ExecutorSource that the executors (or the local engine) read.
+DATAFRAME = "dataframe"
+EXECUTOR_READ = "executor-read"
 EXAMPLE_NAME = "acme-rows"
 
 # PEP 508 names: ASCII letters and digits, with ".", "_" and "-" inside.
@@ -116,8 +120,13 @@ def new_provider(
     description: str | None = None,
     author: str | None = None,
     force: bool = False,
+    reads_on_executors: bool = False,
 ) -> Path:
     """Render the provider template into ``output_dir/name`` and return that directory.
+
+    By default the provider's ``data()`` reads its files with Spark into a DataFrame;
+    with ``reads_on_executors`` it returns an ExecutorSource that the executors read
+    themselves, without Spark, so its jobs also run on the local engine.
 
     Raises :class:`~skil_sdk.errors.InvalidValueError` for a bad name, description or
     author, and :class:`~skil_sdk.errors.ConflictError` when the target exists (unless
@@ -148,6 +157,7 @@ def new_provider(
         "description": description or DEFAULT_DESCRIPTION,
         "author": author,
         "version": "0.1.0",
+        "provider_kind": EXECUTOR_READ if reads_on_executors else DATAFRAME,
         "_skil_sdk_version": __version__,
     }
     output.mkdir(parents=True, exist_ok=True)

@@ -374,6 +374,7 @@ def test_a_missing_spark_installation_is_refused_before_the_bundle(
     completed = skil(
         "infer", "--model", model_id, "--provider", "parquet", "--provider-option",
         f"path={data}", "--output", str(tmp_path / "out"), "--spark-home", str(tmp_path),
+        "--engine", "spark",
     )
     assert completed.returncode == 1 and "has no bin/spark-submit" in completed.stderr
     assert JobStore().list() == [] and not (skil_home / "cache").exists()
@@ -391,3 +392,62 @@ def test_a_models_recorded_input_shapes_are_the_default(tmp_path: Path, data: Pa
     given = prepare(InferenceRequest(record.id, "parquet", "out", provider_options=options,
                                      input_shapes={"x": [3, 8, 8]}))
     assert dict(given.input_shapes) == {"x": (3, 8, 8)}
+
+
+# ------------------------------------------------------------------ the engine
+
+
+def test_the_engine_is_auto_by_default_and_a_profile_can_name_one(
+    model_id: str, data: Path, skil_home: Path, tmp_path: Path
+) -> None:
+    from skil_sdk.job.prepare import local_engine_ignores
+
+    csv = tmp_path / "rows.csv"
+    csv.write_text("id,a\n1,2\n")
+
+    def engine(provider: str, options: dict[str, str], **kwargs: Any) -> str:
+        return prepare(InferenceRequest(model_id, provider, str(tmp_path / "o"),
+                                        provider_options=options, **kwargs)).engine
+
+    parquet = {"path": str(data)}
+    assert engine("parquet", parquet) == "local", "local[*] and an executor-read provider"
+    assert engine("parquet", parquet, spark_args=SparkArgs(master="local[2,3]")) == "local"
+    assert engine("csv", {"path": str(csv)}) == "spark", "a DataFrame provider needs Spark"
+    assert engine("parquet", parquet, engine="spark") == "spark"
+    with pytest.raises(InvalidValueError, match="--engine local cannot run this job: the csv"):
+        engine("csv", {"path": str(csv)}, engine="local")
+
+    (skil_home / "config.toml").write_text(
+        'default_profile = "p"\n[profiles.p]\nmaster = "local[2]"\nengine = "spark"\n'
+    )
+    assert engine("parquet", parquet) == "spark", "the profile's engine"
+    assert engine("parquet", parquet, engine="auto") == "local", "--engine wins"
+    (skil_home / "config.toml").write_text('[profiles.p]\nengine = "jvm"\n')
+    with pytest.raises(InvalidValueError, match="engine must be one of auto, local, spark"):
+        engine("parquet", parquet, profile="p")
+    (skil_home / "config.toml").unlink()
+
+    job = prepare(InferenceRequest(
+        model_id, "parquet", str(tmp_path / "o"), provider_options=parquet,
+        spark_args=SparkArgs(master="local[2]", executor_memory="2g",
+                             conf={"spark.sql.shuffle.partitions": "4"}),
+    ))
+    assert job.engine == "local"
+    assert local_engine_ignores(job) == ["--executor-memory", "--conf spark.sql.shuffle.partitions"]
+    assert local_engine_ignores(prepare(InferenceRequest(
+        model_id, "parquet", str(tmp_path / "o"), provider_options=parquet))) == []
+
+
+def test_spark_settings_on_a_local_job_are_warned_of(
+    model_id: str, data: Path, tmp_path: Path
+) -> None:
+    completed = skil("infer", "--model", model_id, "--provider", "parquet", "--provider-option",
+                     f"path={data}", "--output", str(tmp_path / "o"), "--executor-memory", "2g",
+                     "--dry-run", "--json")
+    assert completed.returncode == 0, completed.stderr
+    assert json.loads(completed.stdout)["engine"] == "local"
+    assert ("Warning: The local engine runs no JVM and ignores --executor-memory; pass "
+            "--engine spark") in completed.stderr
+    quiet = skil("infer", "--model", model_id, "--provider", "parquet", "--provider-option",
+                 f"path={data}", "--output", str(tmp_path / "o"), "--dry-run", "--json")
+    assert quiet.returncode == 0 and "Warning" not in quiet.stderr

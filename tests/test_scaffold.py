@@ -58,6 +58,7 @@ def test_renders_the_exact_set_of_files(tmp_path: Path) -> None:
         "name": "acme-rows",
         "module": "acme_rows",
         "class": "acme_rows.provider:AcmeRowsProvider",
+        "reads_on_executors": False,
         "files": EXPECTED_FILES,
     }
     assert scaffold.project_files(project) == EXPECTED_FILES
@@ -68,8 +69,16 @@ def test_renders_the_exact_set_of_files(tmp_path: Path) -> None:
         assert "{{" not in text and "{%" not in text and "cookiecutter" not in text, name
 
 
-def test_rendered_project_declares_its_plugin(tmp_path: Path) -> None:
-    project = scaffold.new_provider("acme-rows", tmp_path)
+#: Both variants of the template: data() returns a DataFrame, or an ExecutorSource.
+VARIANTS = pytest.mark.parametrize(
+    "reads_on_executors", [False, True], ids=["dataframe", "executor-read"]
+)
+
+
+@VARIANTS
+def test_rendered_project_declares_its_plugin(tmp_path: Path, reads_on_executors: bool) -> None:
+    project = scaffold.new_provider("acme-rows", tmp_path, reads_on_executors=reads_on_executors)
+    assert scaffold.project_files(project) == EXPECTED_FILES
     meta = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))
     assert meta["build-system"]["build-backend"] == "setuptools.build_meta"
     assert meta["project"]["name"] == "acme-rows"
@@ -84,8 +93,11 @@ def test_rendered_project_declares_its_plugin(tmp_path: Path) -> None:
         assert command in readme
 
 
-def test_rendered_readme_installs_skil_sdk_before_the_project(tmp_path: Path) -> None:
-    project = scaffold.new_provider("acme-rows", tmp_path)
+@VARIANTS
+def test_rendered_readme_installs_skil_sdk_before_the_project(
+    tmp_path: Path, reads_on_executors: bool
+) -> None:
+    project = scaffold.new_provider("acme-rows", tmp_path, reads_on_executors=reads_on_executors)
     readme = (project / "README.md").read_text(encoding="utf-8")
     section = readme.split("## Test\n", 1)[1].split("\n## ", 1)[0]
     (block,) = re.findall(r"```bash\n(.*?)```", section, re.S)
@@ -101,24 +113,30 @@ def test_rendered_readme_installs_skil_sdk_before_the_project(tmp_path: Path) ->
     assert "pypi.org" not in readme
 
 
-def test_description_and_author_are_escaped(tmp_path: Path) -> None:
+@VARIANTS
+def test_description_and_author_are_escaped(tmp_path: Path, reads_on_executors: bool) -> None:
     description = 'Rows from "C:\\data" files'
     project = scaffold.new_provider(
-        "acme-rows", tmp_path, description=description, author='Ada "L" Lovelace'
+        "acme-rows",
+        tmp_path,
+        description=description,
+        author='Ada "L" Lovelace',
+        reads_on_executors=reads_on_executors,
     )
     meta = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))
     assert meta["project"]["description"] == description
     assert meta["project"]["authors"] == [{"name": 'Ada "L" Lovelace'}]
     source = (project / "src/acme_rows/provider.py").read_text(encoding="utf-8")
-    (cls,) = [n for n in ast.parse(source).body if isinstance(n, ast.ClassDef)]
-    docstring = ast.get_docstring(cls)
+    classes = {n.name: n for n in ast.parse(source).body if isinstance(n, ast.ClassDef)}
+    docstring = ast.get_docstring(classes["AcmeRowsProvider"])
     assert docstring is not None and docstring.splitlines()[0] == description
 
 
-def test_dotted_and_mixed_case_names(tmp_path: Path) -> None:
+@VARIANTS
+def test_dotted_and_mixed_case_names(tmp_path: Path, reads_on_executors: bool) -> None:
     names = scaffold.provider_names("Acme.Rows_v2")
     assert (names.module, names.class_name) == ("acme_rows_v2", "AcmeRowsV2Provider")
-    project = scaffold.new_provider("Acme.Rows_v2", tmp_path)
+    project = scaffold.new_provider("Acme.Rows_v2", tmp_path, reads_on_executors=reads_on_executors)
     assert (project / "src/acme_rows_v2/provider.py").is_file()
     meta = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))
     assert meta["project"]["entry-points"] == {

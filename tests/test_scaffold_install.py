@@ -2,7 +2,8 @@
 
 The virtualenv has no system site-packages. skil-sdk goes in from a clean copy of this
 source tree with a non-editable ``pip install`` (so the templates come from the wheel),
-then the project that this installed skil-sdk renders goes in with its ``test`` extra.
+then the projects that this installed skil-sdk renders go in with their ``test`` extra:
+the default (DataFrame) provider and the executor-read one (``--reads-on-executors``).
 pip's cache keeps the second run quick (pyspark's wheel is cached after the first).
 """
 
@@ -16,7 +17,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import _model_fixtures as models
+import numpy as np
 import pytest
+from _spark_helpers import read_output, run_onnxruntime
 
 from skil_sdk import __version__
 
@@ -27,6 +31,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ("pyproject.toml", "README.md", "skil_sdk", "templates")
 #: Byte-compiling pyspark, pandas and friends would double the install time.
 PIP_INSTALL = ("install", "--quiet", "--no-compile")
+#: The CLI in a process where importing pyspark fails.
+CLI_WITHOUT_PYSPARK = (
+    "import sys; sys.modules['pyspark'] = None; from skil_sdk.cli import main; main()"
+)
 
 
 @dataclass
@@ -128,3 +136,63 @@ def test_providers_list_shows_the_installed_plugin(project: Path, venv: Venv) ->
 def test_the_rendered_project_tests_pass(project: Path, venv: Venv) -> None:
     out = venv.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=project)
     assert " passed" in out and "failed" not in out and "skipped" not in out
+
+
+@pytest.fixture(scope="module")
+def executor_project(venv: Venv) -> Path:
+    """The executor-read variant, rendered by the installed skil-sdk and installed too."""
+    report = json.loads(venv.run(
+        "skil-sdk", "new", "provider", "acme-lines", "-o", "projects", "--reads-on-executors",
+        "--json",
+    ))  # fmt: skip
+    assert report["reads_on_executors"] is True
+    path = Path(report["path"])
+    venv.run("python", "-m", "pip", *PIP_INSTALL, f"{path}[test]")
+    return path
+
+
+def test_the_rendered_executor_read_project_tests_pass(executor_project: Path, venv: Venv) -> None:
+    out = venv.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=executor_project)
+    assert " passed" in out and "failed" not in out and "skipped" not in out
+    listed = {entry["name"]: entry for entry in json.loads(
+        venv.run("skil-sdk", "providers", "list", "--json")
+    )}  # fmt: skip
+    options = {o["name"]: o for o in listed["acme-lines"]["options"]}
+    assert list(options) == ["path", "format", "id", "features", "id_type", "split_mb"]
+    assert options["path"]["type"] == "path" and options["path"]["required"]
+    assert options["format"]["choices"] == ["jsonl", "csv"]
+    assert (options["split_mb"]["type"], options["split_mb"]["minimum"]) == ("float", 0)
+
+
+def test_a_local_engine_job_with_the_executor_read_provider(
+    executor_project: Path, venv: Venv, tmp_path: Path
+) -> None:
+    """The installed variant on ``--engine local``, in a process that cannot import
+    pyspark: the ids and outputs are onnxruntime's on the same features."""
+    model = models.small_mlp_model(tmp_path)  # input [N, 4] -> output [N, 3]
+    model_id = json.loads(
+        venv.run("skil-sdk", "models", "add", model, "--experiment", "scaffold", "--json")
+    )["id"]
+    features = np.random.default_rng(11).standard_normal((333, 4)).astype(np.float32)
+    ids = [f"row-{i:04d}" for i in range(len(features))]
+    data = tmp_path / "rows.csv"
+    data.write_text("id,a,b,c,d\n" + "".join(
+        f"{ids[i]},{','.join(repr(float(v)) for v in row)}\n" for i, row in enumerate(features)
+    ), encoding="utf-8")  # fmt: skip
+    out = tmp_path / "out"
+    result = json.loads(venv.run(
+        "python", "-c", CLI_WITHOUT_PYSPARK, "infer", "--engine", "local",
+        "--master", "local[2]", "--model", model_id, "--provider", "acme-lines",
+        "--provider-option", f"path={data}", "--provider-option", "split_mb=0.001",
+        "--batch-size", "50", "--output", out, "--json",
+    ))  # fmt: skip
+    assert result["state"] == "SUCCEEDED" and result["engine"] == "local"
+    assert result["rows"] == len(ids)
+    table = read_output(out)
+    assert str(table.schema.field("id").type) == "string"
+    assert table.column("id").to_pylist() == ids
+    expected = run_onnxruntime(model, {"input": features})["output"]
+    outputs = np.array(table.column("output").to_pylist(), dtype=np.float32)
+    np.testing.assert_allclose(outputs, expected, rtol=1e-5, atol=1e-6)
+    meta = json.loads((out / "_skil_job.json").read_text(encoding="utf-8"))
+    assert meta["engine"] == "local" and meta["rows"] == len(ids)

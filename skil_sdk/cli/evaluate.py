@@ -82,6 +82,7 @@ def evaluate(**values: Any) -> None:
         output=values["output"] or "",
         spark_args=spark_args,
         batch_size=values["batch_size"],
+        rows_per_task=values["rows_per_task"],
         provider_options=parse_pairs(values["provider_option"], "--provider-option"),
         overwrite=values["overwrite"],
         plugins=list(values["plugins"]),
@@ -92,6 +93,7 @@ def evaluate(**values: Any) -> None:
         input_shapes=parse_input_shapes(values["input_shape"]),
         kind="evaluate",
         evaluation=evaluation,
+        engine=values["engine"],
     )
     result = run_prepared(request, values, as_json)
     if result is None:

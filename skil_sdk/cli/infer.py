@@ -90,6 +90,23 @@ def job_submit_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                 help="Rows per onnxruntime call (default 1024).",
             ),
             click.option(
+                "--rows-per-task",
+                type=click.IntRange(min=1),
+                default=None,
+                help="Target rows of a task for providers that read on the executors: small "
+                "splits (files, row groups) are packed into tasks of about this many rows "
+                "(default: 3 tasks per core, at most 1,048,576 rows each).",
+            ),
+            click.option(
+                "--engine",
+                type=click.Choice(["auto", "local", "spark"]),
+                default=None,
+                help="Where the job runs: auto (the default, unless the profile names one: "
+                "local when the job can run there, else spark), local (worker processes on "
+                "this machine, no JVM: local masters and providers that read on the "
+                "executors, such as parquet, numpy, mnist, images) or spark (spark-submit).",
+            ),
+            click.option(
                 "--input-shape",
                 "input_shape",
                 multiple=True,
@@ -198,15 +215,16 @@ def dry_run_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     )(fn)
 
 
-def run_prepared(
-    request: Any, values: dict[str, Any], as_json: bool, detach: bool = False
-) -> Any:
+def run_prepared(request: Any, values: dict[str, Any], as_json: bool, detach: bool = False) -> Any:
     """Prepare ``request``; with ``--dry-run`` print the spec and return None, else run it
     with progress on stderr and return its result."""
-    from skil_sdk.job.prepare import prepare
+    from skil_sdk.job.prepare import local_engine_warning, prepare
     from skil_sdk.spark.submit import submit
 
     job = prepare(request)
+    warning = local_engine_warning(job)
+    if warning is not None:
+        info(f"Warning: {warning}")
     if values["dry_run"]:
         from skil_sdk.job.spec import redact_options
 
@@ -248,15 +266,6 @@ def _print_spec(spec: dict[str, Any]) -> None:
     metavar="KEY=VALUE",
     help="An option for the post-processor (e.g. k=3 for topk).",
 )
-@click.option(
-    "--engine",
-    type=click.Choice(["spark", "local", "auto"]),
-    default="spark",
-    show_default=True,
-    help="Where the job runs: spark (spark-submit), local (worker processes on this machine, "
-    "no JVM: local masters and providers that read on the executors, such as parquet, "
-    "numpy, mnist, images), or auto (local when the job can run there).",
-)
 @dry_run_option
 @job_submit_options
 @spark_options
@@ -277,6 +286,7 @@ def infer(**values: Any) -> None:
         output=values["output"],
         spark_args=build_spark_args(values, parse_pairs(values["conf"], "--conf")),
         batch_size=values["batch_size"],
+        rows_per_task=values["rows_per_task"],
         provider_options=parse_pairs(values["provider_option"], "--provider-option"),
         overwrite=values["overwrite"],
         keep_columns=list(values["keep_columns"]),
@@ -316,6 +326,4 @@ def infer(**values: Any) -> None:
 
 def after_job_hint(job_id: str) -> str:
     """Where a finished job's details are (its per-job web page closed with the job)."""
-    return (
-        f"Details: `skil-sdk jobs show {job_id}` (or the jobs page of `skil-sdk serve`)."
-    )
+    return f"Details: `skil-sdk jobs show {job_id}` (or the jobs page of `skil-sdk serve`)."

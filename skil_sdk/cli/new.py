@@ -28,6 +28,12 @@ def new() -> None:
 @click.option("--description", help="A one-line description of the provider.")
 @click.option("--author", help="The author named in the project's metadata.")
 @click.option(
+    "--reads-on-executors",
+    is_flag=True,
+    help="Make data() return an ExecutorSource the executors read themselves (JSON lines or "
+    "CSV, no Spark), so jobs also run on the local engine; by default it returns a DataFrame.",
+)
+@click.option(
     "--no-input",
     is_flag=True,
     help="Never prompt; use defaults for what is not given (as when stdin is not a terminal).",
@@ -43,6 +49,7 @@ def provider(
     output_dir: Path,
     description: str | None,
     author: str | None,
+    reads_on_executors: bool,
     no_input: bool,
     force: bool,
     as_json: bool,
@@ -65,7 +72,12 @@ def provider(
         if author is None:
             author = click.prompt("Author", default="", show_default=False, err=True)
     path = scaffold.new_provider(
-        names.name, output_dir, description=description, author=author, force=force
+        names.name,
+        output_dir,
+        description=description,
+        author=author,
+        force=force,
+        reads_on_executors=reads_on_executors,
     )
     files = scaffold.project_files(path)
 
@@ -74,6 +86,9 @@ def provider(
         click.echo("Next: test it, then publish it:")
         click.echo(f"  cd {path}")
         click.echo("  pip install -e '.[test]' && pytest")
+        if reads_on_executors:
+            click.echo("Its jobs run on this machine with --engine local (no Spark, no publish);")
+            click.echo("publish it to run them on Spark:")
         click.echo("  skil-sdk publish")
 
     emit(
@@ -83,6 +98,7 @@ def provider(
             "name": names.name,
             "module": names.module,
             "class": f"{names.module}.provider:{names.class_name}",
+            "reads_on_executors": reads_on_executors,
             "files": files,
         },
         human,

@@ -69,13 +69,14 @@ def partition_state(
     settings: EvaluationSettings,
     batches: Iterable[Any],
     stats: Any = None,
+    runner: Any = None,
 ) -> tuple[int, bytes]:
     """Run the model over labelled :class:`~skil_sdk.spark.adapter.Batch` es; return
-    ``(rows, state bytes)``."""
+    ``(rows, state bytes)``. ``runner`` is the model runner to use (the local engine's
+    workers load the stored model directly); by default this process's runner."""
     from skil_sdk.spark import executor
 
     state: MetricState = new_state(settings)
-    runner = None
     rows = 0
     for batch in executor.rebatch(batches, int(config.batch_size)):
         count = len(batch.ids)
@@ -103,6 +104,20 @@ def _state_batch(rows: int, state: bytes) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(
         [pa.array([rows], pa.int64()), pa.array([state], pa.binary())], names=["rows", "state"]
     )
+
+
+def metrics_of(settings: EvaluationSettings, rows: int, merged: bytes | None) -> dict[str, Any]:
+    """The metrics of merged states (of ``rows`` rows; no state: no rows)."""
+    state = state_from_bytes(merged) if merged is not None else new_state(settings)
+    return {"eval_type": settings.eval_type, "rows": int(rows), **state.result()}
+
+
+def merge_states(states: Iterable[bytes]) -> bytes | None:
+    """Serialized metric states merged into one (None when there are none)."""
+    merged: bytes | None = None
+    for state in states:
+        merged = merge_serialized(merged, state)
+    return merged
 
 
 def write_metrics(spark: Any, output: str, document: dict[str, Any]) -> None:
@@ -146,8 +161,7 @@ def evaluate(
         lambda row: (int(row[0]), bytes(row[1]))
     )
     rows, merged = states.treeAggregate((0, None), _add, _add, depth=2)
-    state = state_from_bytes(merged) if merged is not None else new_state(settings)
-    metrics = {"eval_type": settings.eval_type, "rows": int(rows), **state.result()}
+    metrics = metrics_of(settings, rows, merged)
     executors = sorted((stats.value or {}).values(), key=lambda r: (r["host"], r["pid"]))
     if job.output:
         document = {

@@ -58,6 +58,10 @@ def prepare(request: InferenceRequest, *, in_session: bool = False) -> JobSpec:
     batch_size = request.batch_size if request.batch_size is not None else args.batch_size
     if batch_size < 1:
         raise InvalidValueError(f"batch_size must be at least 1, not {batch_size}; e.g. 1024.")
+    if request.rows_per_task is not None and request.rows_per_task < 1:
+        raise InvalidValueError(
+            f"rows_per_task must be at least 1, not {request.rows_per_task}; e.g. 100000."
+        )
     if request.execution_provider not in EXECUTION_PROVIDERS:
         raise InvalidValueError(
             f"execution provider must be one of {', '.join(EXECUTION_PROVIDERS)}, not "
@@ -108,6 +112,7 @@ def prepare(request: InferenceRequest, *, in_session: bool = False) -> JobSpec:
         evaluation=evaluation,
         input_shapes=input_shapes,
         engine=engine,
+        rows_per_task=request.rows_per_task,
     )
     if engine == "spark":
         from skil_sdk.spark.request import advertise_host
@@ -119,7 +124,7 @@ def prepare(request: InferenceRequest, *, in_session: bool = False) -> JobSpec:
 def choose_engine(request: InferenceRequest, provider: ProviderRef, in_session: bool) -> str:
     """``spark`` or ``local``: what ``--engine`` asks for, checked (``auto`` picks local
     for a local master and a provider that reads on the executors)."""
-    wanted = request.engine
+    wanted = request.engine or "auto"
     if wanted not in ("auto", "local", "spark"):
         raise InvalidValueError(f"engine must be auto, local or spark, not {wanted!r}.")
     if wanted == "spark" or in_session:
@@ -140,8 +145,6 @@ def local_engine_refusals(request: InferenceRequest, provider: ProviderRef) -> l
             f"the master {request.spark_args.master} is a cluster; the local engine runs on "
             "local masters (local, local[N], local[*]); use --engine spark"
         )
-    if request.kind != INFERENCE:
-        reasons.append("evaluation jobs run on Spark for now; use --engine spark")
     if not provider.resolved or not _reads_on_executors(provider):
         reasons.append(
             f"the {provider.name} provider returns Spark data (a DataFrame or an RDD), or is "
@@ -161,7 +164,8 @@ def local_engine_refusals(request: InferenceRequest, provider: ProviderRef) -> l
             "bundle; use --engine spark"
         )
     remote = [
-        v for k, v in request.provider_options.items()
+        v
+        for k, v in request.provider_options.items()
         if k in ("path", "labels") and "://" in v and not v.startswith("file://")
     ]
     if remote:
@@ -181,9 +185,7 @@ def _reads_on_executors(provider: ProviderRef) -> bool:
         return False
 
 
-def check_input_shapes(
-    signature: Any, given: dict[str, Any]
-) -> dict[str, tuple[int, ...]]:
+def check_input_shapes(signature: Any, given: dict[str, Any]) -> dict[str, tuple[int, ...]]:
     """``--input-shape`` values checked against the model's inputs: a known input, positive
     dims, the input's rank, and its fixed dims kept."""
     from skil_sdk.inference.signature import format_shape
@@ -220,6 +222,45 @@ def check_input_shapes(
                     )
         checked[name] = shape
     return checked
+
+
+#: SparkArgs fields a local-engine job uses (or that only say what the job is).
+_LOCAL_ENGINE_FIELDS = frozenset(
+    {"master", "batch_size", "do_inference", "eval_type", "mode", "name", "output_path",
+     "data_set_provider", "model_path", "conf"}
+)
+
+
+def local_engine_ignores(job: JobSpec) -> list[str]:
+    """The Spark settings a local-engine job was given but does not use (``--executor-memory``,
+    ``--conf KEY``...), for a warning; empty for a Spark job."""
+    from skil_sdk.spark.args import SparkArgs
+
+    if job.engine != "local":
+        return []
+    defaults = _recorded_spark_args(SparkArgs(), job.kind, dict(job.evaluation or {}) or None)
+    ignored = [
+        "--" + key.replace("_", "-")
+        for key, value in job.spark_args.items()
+        if key not in _LOCAL_ENGINE_FIELDS and value != defaults.get(key)
+    ]
+    ignored += [f"--conf {key}" for key in sorted(job.spark_args.get("conf") or {})]
+    if job.spark_home:
+        ignored.append("--spark-home")
+    if job.advertise_host:
+        ignored.append("--advertise-host")
+    return ignored
+
+
+def local_engine_warning(job: JobSpec) -> str | None:
+    """One sentence on the Spark settings a local-engine job ignores (None: there are none)."""
+    ignored = local_engine_ignores(job)
+    if not ignored:
+        return None
+    return (
+        f"The local engine runs no JVM and ignores {', '.join(ignored)}; pass --engine spark "
+        "to run the job on Spark with them."
+    )
 
 
 def _recorded_spark_args(args: Any, kind: str, evaluation: dict[str, Any] | None) -> Any:

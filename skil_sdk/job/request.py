@@ -21,6 +21,8 @@ class InferenceRequest:
     output: str
     spark_args: SparkArgs = field(default_factory=SparkArgs)
     batch_size: int | None = None
+    #: The target rows of a packed task (``--rows-per-task``; None: chosen from the cores).
+    rows_per_task: int | None = None
     provider_options: dict[str, str] = field(default_factory=dict)
     #: False, True (replace an earlier skil-sdk output or an empty directory) or "force".
     overwrite: bool | str = False
@@ -36,8 +38,9 @@ class InferenceRequest:
     #: dynamic dims for flat rows.
     input_shapes: dict[str, list[int]] = field(default_factory=dict)
     #: ``spark`` (spark-submit), ``local`` (worker processes here, no JVM) or ``auto``
-    #: (local for a local master and a provider that reads on the executors).
-    engine: str = "spark"
+    #: (local for a local master and a provider that reads on the executors); None: the
+    #: profile's, else ``auto``.
+    engine: str | None = None
     #: ``inference`` (write Parquet to ``output``) or ``evaluate`` (metrics; ``output``
     #: is then an optional JSON file), with the evaluation's settings in ``evaluation``.
     kind: str = "inference"

@@ -113,6 +113,9 @@ class JobSpec:
     input_shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
     #: ``spark`` or ``local`` (chosen when the job was prepared).
     engine: str = "spark"
+    #: The target rows of a packed task (None: chosen from the cores, see
+    #: :mod:`skil_sdk.job.packing`).
+    rows_per_task: int | None = None
     schema_version: int = SPEC_SCHEMA_VERSION
 
     def spark(self) -> Any:

@@ -1,7 +1,8 @@
 """The local engine: a batch-inference job run by worker processes on this machine.
 
 No JVM, no pyspark, no bundle and no server: the provider (one that reads on the
-executors) lists its splits here, ``N`` workers (``local[N]``; ``local[*]``: one per core)
+executors) lists its splits here, they are packed into tasks
+(:mod:`skil_sdk.job.packing`), ``N`` workers (``local[N]``; ``local[*]``: one per core)
 each load the stored model once (its sha256 verified once, here) and run the same
 executor code a Spark job runs, and every task is committed once
 (:mod:`skil_sdk.local.commit`). A worker that dies gives its task back to the queue (up
@@ -13,6 +14,7 @@ workers and remove an output the job created.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import multiprocessing
 import os
@@ -20,14 +22,16 @@ import shutil
 import signal
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from skil_sdk.errors import InvalidValueError, JobError, SkilError
 from skil_sdk.home import skil_home
-from skil_sdk.job.spec import OVERWRITE_NO, JobSpec
+from skil_sdk.job.spec import INFERENCE, OVERWRITE_NO, JobSpec
 from skil_sdk.local.commit import LocalCommitter
 from skil_sdk.local.worker import WorkerSetup, worker_main
 from skil_sdk.storage import ensure_dir
@@ -51,8 +55,10 @@ def run_local_job(
 
     store = JobStore()
     started = started or time.time()
-    output = local_path(job.output)
-    existed = output.exists()
+    inference = job.kind == INFERENCE
+    # an evaluation writes its metrics file once, atomically, at the end
+    output = local_path(job.output) if inference else None
+    existed = output is None or output.exists()
     log_path = ensure_dir(skil_home() / "logs") / f"{job_id}.log"
     store.update(job_id, log_path=str(log_path))
     previous = signal.getsignal(signal.SIGTERM)
@@ -62,19 +68,20 @@ def run_local_job(
     store.update(job_id, runner_pid=os.getpid())
     try:
         with recording_failure(store, job_id, lambda: _discard(output, existed), "the engine"):
-            if existed and job.overwrite != OVERWRITE_NO:
+            if output is not None and existed and job.overwrite != OVERWRITE_NO:
                 # checked when the job was prepared: an earlier output, or --overwrite=force
                 shutil.rmtree(output) if output.is_dir() else output.unlink()
                 existed = False
             store.mark_running(job_id)
-            rows, executors = _run(job_id, job, output, log_path, store, on_progress)
-            tasks = store.get(job_id).tasks_total
+            rows, executors, metrics = _run(job_id, job, output, log_path, store, on_progress)
+            record = store.get(job_id)
             store.update(
                 job_id,
                 rows_done=rows,
                 rows_total=rows,
                 executors=executors,
-                **({"tasks_done": tasks} if tasks else {}),
+                **({"tasks_done": record.tasks_total} if record.tasks_total else {}),
+                **({"details": {**record.details, "metrics": metrics}} if metrics else {}),
             )
             store.finish(job_id, SUCCEEDED)
     finally:
@@ -84,7 +91,14 @@ def run_local_job(
             with contextlib.suppress(SkilError):
                 on_progress(store.get(job_id))
     return JobResult(
-        job_id, SUCCEEDED, rows, job.output, time.time() - started, kind=job.kind, engine="local"
+        job_id,
+        SUCCEEDED,
+        rows,
+        job.output,
+        time.time() - started,
+        metrics=metrics,
+        kind=job.kind,
+        engine="local",
     )
 
 
@@ -93,13 +107,13 @@ def _raise_interrupt(_signum: int, _frame: Any) -> None:
 
 
 def _is_main_thread() -> bool:
-    import threading
-
     return threading.current_thread() is threading.main_thread()
 
 
-def _discard(output: Path, existed: bool) -> None:
+def _discard(output: Path | None, existed: bool) -> None:
     """Remove what a failed job wrote: the output it created, else its temporary files."""
+    if output is None:
+        return
     if not existed:
         shutil.rmtree(output, ignore_errors=True)
     else:
@@ -109,37 +123,48 @@ def _discard(output: Path, existed: bool) -> None:
 def _run(
     job_id: str,
     job: JobSpec,
-    output: Path,
+    output: Path | None,
     log_path: Path,
     store: JobStore,
     on_progress: Callable[[Any], None] | None,
-) -> tuple[int, list[dict[str, Any]]]:
+) -> tuple[int, list[dict[str, Any]], dict[str, Any] | None]:
+    """Run the job's tasks; return its rows, its workers' records and (for an evaluation)
+    its metrics."""
+    from skil_sdk.job.packing import pack_tasks, split_sizes
     from skil_sdk.plugins import get_postprocessor, get_provider, load_plugins
     from skil_sdk.providers.arrays import arrow_type_of_spark_name
     from skil_sdk.providers.interface import ExecutorSource
-    from skil_sdk.spark.adapter import call_provider, source_package_dir
+    from skil_sdk.spark.adapter import call_provider, require_labels, source_package_dir
     from skil_sdk.spark.masters import local_threads
     from skil_sdk.spark.schema import output_columns
     from skil_sdk.store.models import verify_model
 
     compute_started = time.time()
+    preloading = _preload_for_workers()
     model = verify_model(job.model.id)  # once per job, here; the workers trust it
     load_plugins()
     info = get_provider(job.provider.lookup)
-    source = call_provider(info, None, dict(job.provider_options), job_id)
+    options = dict(job.provider_options)
+    source = call_provider(info, None, options, job_id)
     if not isinstance(source, ExecutorSource):
         raise InvalidValueError(
             f"The {info.name} provider did not return an ExecutorSource, so it cannot run on "
             "the local engine; use --engine spark."
         )
+    if job.label_column is not None:
+        require_labels(source, info.name, job.label_column)
     post_fn = get_postprocessor(job.postprocess) if job.postprocess else None
     columns = output_columns(dict(job.model.signature), post_fn, dict(job.postprocess_options))
     config = _config(job_id, job, source.id_type(), columns)
     id_arrow = arrow_type_of_spark_name(source.id_type())
-    committer = LocalCommitter(output)
-    committer.setup()
+    committer = None
+    if output is not None:
+        committer = LocalCommitter(output)
+        committer.setup()
     splits = list(source.splits())
     workers, max_failures = local_threads(str(job.spark_args["master"]))
+    packing = pack_tasks(split_sizes(source, splits), workers, job.rows_per_task)
+    tasks = [[splits[i] for i in task] for task in packing.tasks]
     setup = WorkerSetup(
         job_id=job_id,
         provider=info.name,
@@ -151,20 +176,21 @@ def _run(
         committer=committer,
         log_path=log_path,
         package_dir=source_package_dir(source),
+        settings=job.settings() if job.evaluation is not None else None,
     )
-    store.report_progress(job_id, 0, 0, len(splits), source.count_hint())
-    per_worker: dict[int, int] = {}
-    if splits:
-        pool = _Pool(setup, min(workers, len(splits)), max_failures or DEFAULT_MAX_ATTEMPTS)
+    store.report_progress(job_id, 0, 0, len(tasks), source.count_hint())
+    preloading.join()  # never fork while another thread imports
+    outcome = _Outcome()
+    if tasks:
+        pool = _Pool(setup, min(workers, len(tasks)), max_failures or DEFAULT_MAX_ATTEMPTS)
         try:
-            per_worker = pool.run(splits, job_id, store, on_progress)
+            outcome = pool.run(tasks, job_id, store, on_progress)
         finally:
             pool.close()
-    else:  # no rows: one empty part file carries the schema, as Spark writes
+    elif committer is not None:  # no rows: one empty part file carries the schema, as Spark
         import pyarrow.parquet as pq
 
         pq.write_table(setup.schema.empty_table(), committer.part_path(0))
-    rows = _rows_in(output)
     executors = [
         {
             "host": socket.gethostname(),
@@ -174,11 +200,11 @@ def _run(
             "bundle_hash": None,
             "rows": count,
             "engine": "local",
+            "peak_rss_mb": round(outcome.peak_rss_kb.get(pid, 0) / 1024, 1),
         }
-        for pid, count in sorted(per_worker.items())
+        for pid, count in sorted(outcome.per_worker.items())
     ]
-    finished = time.time()
-    record = {
+    identity = {
         "job_id": job_id,
         "kind": job.kind,
         "engine": "local",
@@ -186,14 +212,22 @@ def _run(
         "model_sha256": job.model.sha256,
         "provider": job.provider.name,
         "provider_options": _redacted(job),
-        "postprocess": job.postprocess,
         "bundle_hash": None,
         "profile": job.profile,
+    }
+    if output is None or committer is None:
+        return _evaluated(job, setup.settings, outcome, identity, compute_started, executors)
+    rows = _rows_in(output)
+    finished = time.time()
+    record = {
+        **identity,
+        "postprocess": job.postprocess,
         "batch_size": job.batch_size,
         "rows": rows,
         "columns": [{"name": "id", "type": source.id_type()}] + [c.to_dict() for c in columns],
         "master": job.spark_args["master"],
-        "tasks": len(splits),
+        "tasks": len(tasks),
+        "packing": packing.to_dict(),
         "timings": {
             "compute_started_at": compute_started,
             "finished_at": finished,
@@ -203,7 +237,61 @@ def _run(
     }
     (output / "_skil_job.json").write_text(json.dumps(record, indent=2) + "\n")
     committer.finish()
-    return rows, executors
+    return rows, executors, None
+
+
+def _evaluated(
+    job: JobSpec,
+    settings: Any,
+    outcome: _Outcome,
+    identity: dict[str, Any],
+    started: float,
+    executors: list[dict[str, Any]],
+) -> tuple[int, list[dict[str, Any]], dict[str, Any]]:
+    """An evaluation's end: the tasks' metric states merged, the metrics file written."""
+    from skil_sdk.evaluation.job import merge_states, metrics_of, write_metrics
+
+    rows = sum(outcome.task_rows.values())
+    states = (outcome.states[task] for task in sorted(outcome.states))
+    metrics = metrics_of(settings, rows, merge_states(states))
+    if job.output:
+        document = {
+            **metrics,
+            "job": {
+                **identity,
+                "evaluation": settings.to_dict(),
+                "master": job.spark_args["master"],
+                "started_at": started,
+                "finished_at": time.time(),
+            },
+        }
+        write_metrics(None, job.output, document)
+    return rows, executors, metrics
+
+
+#: What every worker imports before its first row, imported here before the fork. pyarrow's
+#: first ``Array.to_numpy`` imports pandas when it is installed: about 0.5 s per process.
+_WORKER_MODULES = (
+    "pandas",
+    "onnxruntime",
+    "pyarrow.parquet",
+    "skil_sdk.inference.runner",
+    "skil_sdk.spark.executor",
+)
+
+
+def _preload_for_workers() -> threading.Thread:
+    """Import the workers' modules in a thread while the model is checked and the
+    provider lists its splits (file reads), so that each forked worker starts with them."""
+
+    def load() -> None:
+        for name in _WORKER_MODULES:
+            with contextlib.suppress(ImportError):
+                importlib.import_module(name)
+
+    thread = threading.Thread(target=load, name="skil-preload", daemon=True)
+    thread.start()
+    return thread
 
 
 def _redacted(job: JobSpec) -> dict[str, str]:
@@ -252,10 +340,22 @@ class _Worker:
         sender.close()  # the worker holds the sending end; a dead worker reads as EOF
         self.task: tuple[int, int] | None = None
 
-    def give(self, task: int, attempt: int, split: Any) -> None:
-        """Hand the worker a task attempt."""
+    def give(self, task: int, attempt: int, splits: list[Any]) -> None:
+        """Hand the worker a task attempt (the splits it reads)."""
         self.task = (task, attempt)
-        self.tasks.put((task, attempt, split))
+        self.tasks.put((task, attempt, splits))
+
+
+@dataclass
+class _Outcome:
+    """What the tasks did: rows per worker pid and per task, and (for an evaluation) each
+    task's metric state, counted once per task whatever attempts ran."""
+
+    per_worker: dict[int, int] = field(default_factory=dict)
+    #: Each worker's peak resident memory (KiB), as it last reported it.
+    peak_rss_kb: dict[int, int] = field(default_factory=dict)
+    task_rows: dict[int, int] = field(default_factory=dict)
+    states: dict[int, bytes] = field(default_factory=dict)
 
 
 class _Pool:
@@ -272,20 +372,20 @@ class _Pool:
 
     def run(
         self,
-        splits: list[Any],
+        tasks: list[list[Any]],
         job_id: str,
         store: JobStore,
         on_progress: Callable[[Any], None] | None,
-    ) -> dict[int, int]:
-        """Run every split to a committed task; return rows written per worker pid."""
+    ) -> _Outcome:
+        """Run every task (its splits) to a commit (an evaluation: to its metric state)."""
         from multiprocessing.connection import wait
 
         committer = self._setup.committer
-        waiting: list[tuple[int, int]] = [(task, 0) for task in range(len(splits))]
-        pending = set(range(len(splits)))
+        waiting: list[tuple[int, int]] = [(task, 0) for task in range(len(tasks))]
+        pending = set(range(len(tasks)))
         running_rows: dict[int, int] = {}
-        done_rows: dict[int, int] = {}
-        per_worker: dict[int, int] = {}
+        outcome = _Outcome()
+        done_rows = outcome.task_rows
         self._workers = [_Worker(self._context, self._setup) for _ in range(self._size)]
         last_report = 0.0
         while pending:
@@ -293,7 +393,7 @@ class _Pool:
                 if worker.task is None and waiting and worker.process.is_alive():
                     task, attempt = waiting.pop(0)
                     running_rows[task] = 0
-                    worker.give(task, attempt, splits[task])
+                    worker.give(task, attempt, tasks[task])
             ready = wait([w.results for w in self._workers], timeout=0.2)
             for worker in [w for w in self._workers if w.results in ready]:
                 try:
@@ -304,12 +404,16 @@ class _Pool:
                 if kind == "rows":
                     running_rows[task] = running_rows.get(task, 0) + message[2]
                 elif kind == "done":
-                    attempt, rows, pid = message[2], message[3], message[4]
+                    attempt, rows, pid, state, peak_kb = message[2:7]
                     worker.task = None
-                    if committer.commit(task, attempt) and task in pending:
+                    outcome.peak_rss_kb[pid] = max(peak_kb, outcome.peak_rss_kb.get(pid, 0))
+                    committed = committer is None or committer.commit(task, attempt)
+                    if committed and task in pending:
                         pending.discard(task)
                         done_rows[task] = rows
-                        per_worker[pid] = per_worker.get(pid, 0) + rows
+                        outcome.per_worker[pid] = outcome.per_worker.get(pid, 0) + rows
+                        if state is not None:
+                            outcome.states[task] = state
                 else:
                     raise _error(message[2], message[3])
             waiting += self._replace_dead(pending)
@@ -319,11 +423,11 @@ class _Pool:
                 rows_now = sum(done_rows.values()) + sum(
                     v for t, v in running_rows.items() if t in pending
                 )
-                store.report_progress(job_id, rows_now, len(splits) - len(pending))
+                store.report_progress(job_id, rows_now, len(tasks) - len(pending))
                 if on_progress is not None:
                     with contextlib.suppress(SkilError):
                         on_progress(store.get(job_id))
-        return per_worker
+        return outcome
 
     def _replace_dead(self, pending: set[int]) -> list[tuple[int, int]]:
         """Replace workers that died; return their tasks' next attempts."""

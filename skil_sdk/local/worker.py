@@ -4,7 +4,8 @@ It runs the executors' code (the provider's reader, the model runner, the output
 batches) and writes each task attempt's Parquet through the per-task commit's attempt
 path. It reports to the parent through its own pipe (so a worker killed mid-message harms no
 other): ``("rows", task, n)`` as batches are written, ``("done", task, attempt, rows,
-pid)`` when an attempt's file is complete, and ``("failed", task, code, message)`` when the
+pid, state, peak_rss_kb)`` when an attempt's file is complete (``state``: an evaluation's
+metric state, else None), and ``("failed", task, code, message)`` when the
 task fails, or the worker cannot start (task -1). A failure of the data or the model is
 not retried; only a worker that dies is. Tracebacks go to the job's log.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,8 @@ class WorkerSetup:
     log_path: Path
     intra_op_threads: int = 1
     package_dir: str | None = None
+    #: The evaluation's settings (None: batch inference, which writes Parquet).
+    settings: Any = None
 
 
 def worker_main(setup: WorkerSetup, tasks: Any, results: Any) -> None:
@@ -63,35 +67,57 @@ def worker_main(setup: WorkerSetup, tasks: Any, results: Any) -> None:
         item = tasks.get()
         if item is None:
             return
-        task, attempt, split = item
+        task, attempt, splits = item
         try:
-            rows = run_task(setup, runner, task, attempt, split, results)
+            if setup.settings is None:
+                rows, state = run_task(setup, runner, task, attempt, splits, results), None
+            else:
+                rows, state = evaluate_task(setup, runner, splits)
         except SkilError as exc:
             results.send(("failed", task, exc.code, exc.message))
         except Exception as exc:
             logging.getLogger("skil_sdk").exception("Task %s failed", task)
             results.send(("failed", task, "worker_error", f"{type(exc).__name__}: {exc}"))
         else:
-            results.send(("done", task, attempt, rows, os.getpid()))
+            results.send(("done", task, attempt, rows, os.getpid(), state, _peak_rss_kb()))
 
 
-def run_task(
-    setup: WorkerSetup, runner: Any, task: int, attempt: int, split: Any, results: Any
-) -> int:
-    """Write one task attempt's output; return its row count."""
-    import pyarrow.parquet as pq
+def _peak_rss_kb() -> int:
+    """This process's peak resident memory in KiB (0 where the platform does not say)."""
+    try:
+        import resource
+    except ImportError:
+        return 0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak // 1024 if sys.platform == "darwin" else peak)  # bytes on macOS
 
-    from skil_sdk.spark.adapter import read_split
-    from skil_sdk.spark.executor import infer_batches
 
-    batches = read_split(
+def _read(setup: WorkerSetup, splits: list[Any], label_column: str | None = None) -> Any:
+    """A task's batches, its splits read in order, a thread reading ahead."""
+    from skil_sdk.inference.readahead import read_ahead
+    from skil_sdk.spark.adapter import read_task
+
+    batches = read_task(
         setup.source,
-        split,
+        splits,
         setup.config.batch_size,
         setup.provider,
         setup.package_dir,
         setup.job_id,
+        label_column,
     )
+    return read_ahead(batches)
+
+
+def run_task(
+    setup: WorkerSetup, runner: Any, task: int, attempt: int, splits: list[Any], results: Any
+) -> int:
+    """Write one task attempt's output (its splits read in order); return its row count."""
+    import pyarrow.parquet as pq
+
+    from skil_sdk.spark.executor import infer_batches
+
+    batches = _read(setup, splits)
     rows = 0
     path = setup.committer.attempt_path(task, attempt)
     with pq.ParquetWriter(path, setup.schema) as writer:
@@ -100,3 +126,11 @@ def run_task(
             rows += batch.num_rows
             results.send(("rows", task, batch.num_rows))
     return rows
+
+
+def evaluate_task(setup: WorkerSetup, runner: Any, splits: list[Any]) -> tuple[int, bytes]:
+    """Fold one task's labelled rows into a metric state; return ``(rows, state bytes)``."""
+    from skil_sdk.evaluation.job import partition_state
+
+    batches = _read(setup, splits, setup.settings.label_column)
+    return partition_state(setup.config, setup.settings, batches, runner=runner)

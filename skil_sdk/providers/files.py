@@ -145,6 +145,9 @@ class ParquetSource(ExecutorSource):
     def count_hint(self) -> int:
         return sum(s.rows for s in self._splits)
 
+    def split_rows(self, split: ParquetSplit) -> int:
+        return split.rows
+
     def id_type(self) -> str:
         from skil_sdk.providers.arrays import spark_type_of
 
@@ -367,6 +370,9 @@ class NumpySource(ExecutorSource):
     def count_hint(self) -> int:
         return sum(s.stop - s.start for s in self._splits)
 
+    def split_rows(self, split: NumpySplit) -> int:
+        return split.stop - split.start
+
     def read(self, split: NumpySplit, batch_size: int) -> Iterator[tuple[Any, Any]]:
         array = np.load(split.path, mmap_mode="r")
         for start in range(split.start, split.stop, batch_size):
@@ -416,7 +422,11 @@ class NumpyProvider(KeyedDataSetProvider):
             "path", "a .npy file or a directory of .npy files", required=True, type="path"
         ),
         ProviderOption(
-            "rows_per_split", "rows per Spark task", default="65536", type="int", minimum=1
+            "rows_per_split",
+            "rows per split (splits are packed into tasks)",
+            default="16384",
+            type="int",
+            minimum=1,
         ),
         ProviderOption(
             "labels",
@@ -427,9 +437,9 @@ class NumpyProvider(KeyedDataSetProvider):
 
     def data(self, spark: Any, **options: str) -> NumpySource:
         path = _require(options, "path", self.PLUGIN_NAME)
-        rows_per_split = int(options.get("rows_per_split", "65536"))
+        rows_per_split = int(options.get("rows_per_split", "16384"))
         if rows_per_split < 1:
             raise InvalidValueError(
-                "The numpy provider's rows_per_split must be a positive integer, e.g. 65536."
+                "The numpy provider's rows_per_split must be a positive integer, e.g. 16384."
             )
         return NumpySource(path, rows_per_split, options.get("labels"))

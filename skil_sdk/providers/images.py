@@ -280,6 +280,9 @@ class ImageFilesSource(ExecutorSource):
     def count_hint(self) -> int:
         return sum(len(s) for s in self._splits)
 
+    def split_rows(self, split: list[tuple[str, str]]) -> int:
+        return len(split)
+
     def read(self, split: list[tuple[str, str]], batch_size: int) -> Iterator[tuple[Any, Any]]:
         def decoded() -> Iterator[tuple[Any, np.ndarray]]:
             for image_id, file in split:
@@ -321,6 +324,9 @@ class ImageColumnSource(ExecutorSource):
     def count_hint(self) -> int:
         return int(self._parquet.count_hint())
 
+    def split_rows(self, split: Any) -> int | None:
+        return self._parquet.split_rows(split)
+
     def read(self, split: Any, batch_size: int) -> Iterator[tuple[Any, Any]]:
         import pyarrow as pa
 
@@ -328,9 +334,7 @@ class ImageColumnSource(ExecutorSource):
             for batch in self._parquet.record_batches(split, batch_size, []):
                 ids = batch.column(self._parquet.id_column).to_pylist()
                 values = batch.column(self._column)
-                by_path = pa.types.is_string(values.type) or pa.types.is_large_string(
-                    values.type
-                )
+                by_path = pa.types.is_string(values.type) or pa.types.is_large_string(values.type)
                 for image_id, value in zip(ids, values.to_pylist(), strict=True):
                     if value is None:
                         raise ProviderError(
@@ -340,8 +344,11 @@ class ImageColumnSource(ExecutorSource):
                     if by_path:
                         yield image_id, self._from_path(str(value), split.path)
                     else:
-                        yield image_id, self._transform.apply(
-                            value, f"The image of id {image_id!r} in {split.path}"
+                        yield (
+                            image_id,
+                            self._transform.apply(
+                                value, f"The image of id {image_id!r} in {split.path}"
+                            ),
                         )
 
         for ids, features in shaped_batches(decoded(), batch_size):
@@ -423,7 +430,11 @@ class ImagesProvider(KeyedDataSetProvider):
             choices=("float32", "float16", "uint8"),
         ),
         ProviderOption(
-            "files_per_split", "images per Spark task", default="256", type="int", minimum=1
+            "files_per_split",
+            "images per split (splits are packed into tasks)",
+            default="256",
+            type="int",
+            minimum=1,
         ),
         ProviderOption("s3_endpoint", "an S3-compatible endpoint for s3:// paths"),
         ProviderOption(

@@ -110,7 +110,8 @@ class ExecutorSource(abc.ABC):
     """Keyed data the executors read themselves.
 
     ``splits()`` runs on the driver and returns small, picklable descriptors (a file
-    and a row range, say); Spark schedules one task per split. ``read(split,
+    and a row range, say), packed into tasks by :meth:`split_rows` (one task reads
+    several small splits one after another). ``read(split,
     batch_size)`` runs on an executor and yields ``(ids, features)`` batches, where
     ``ids`` is a 1-D numpy array (or pyarrow array) and ``features`` a 2-D numpy array of
     one row per id, or a dict of input name to array. It must stream: never hold a
@@ -131,6 +132,14 @@ class ExecutorSource(abc.ABC):
 
     def count_hint(self) -> int | None:
         """The total number of rows, if cheap to know (used for progress)."""
+        return None
+
+    def split_rows(self, split: Any) -> int | None:
+        """The rows of one split, if cheap to know (None: unknown).
+
+        Splits are packed into tasks by these sizes (many small files in one task, as
+        Spark packs files); splits of unknown size are packed by count.
+        """
         return None
 
     def labels(self, split: Any, batch_size: int) -> Iterator[tuple[Any, np.ndarray]]:

@@ -92,6 +92,9 @@ class MnistSource(ExecutorSource):
     def count_hint(self) -> int:
         return self.count
 
+    def split_rows(self, split: MnistSplit) -> int:
+        return split.stop - split.start
+
     def read(self, split: MnistSplit, batch_size: int) -> Iterator[tuple[Any, Any]]:
         with _open(Path(self.images)) as handle:
             handle.seek(self.header_size + split.start * self.pixels)
@@ -141,7 +144,11 @@ class MnistProvider(KeyedDataSetProvider):
             "labels", "the labels file (found beside the images by default)", type="path"
         ),
         ProviderOption(
-            "records_per_split", "records per Spark task", default="10000", type="int", minimum=1
+            "records_per_split",
+            "records per split (splits are packed into tasks)",
+            default="10000",
+            type="int",
+            minimum=1,
         ),
         ProviderOption("limit", "read only the first N records", type="int", minimum=0),
     )

@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from skil_sdk.errors import InvalidValueError, ProviderError, SkilError
+from skil_sdk.job.packing import Packing, pack_tasks, split_sizes
 
 _LOG = logging.getLogger("skil_sdk")
 
@@ -51,11 +52,11 @@ class KeyedInput:
     keep_arrow: tuple[Any, ...] = ()
     #: The number of input rows when the provider knows it cheaply.
     rows_total: int | None = None
+    #: How an executor-read provider's splits were packed into tasks (None otherwise).
+    packing: Packing | None = None
 
 
-def call_provider(
-    info: Any, spark: Any, options: dict[str, str], job_id: str
-) -> Any:
+def call_provider(info: Any, spark: Any, options: dict[str, str], job_id: str) -> Any:
     """``info.cls().data(spark, **options)``; a failure of the provider's own code becomes
     a :class:`ProviderError` naming its type and file:line (traceback on stderr, the log)."""
     try:
@@ -75,9 +76,7 @@ def provider_failure(
     _LOG.error("The %s provider failed in %s", provider, where, exc_info=exc)
     location = _location(exc, package_dir)
     logs = (
-        f"`skil-sdk jobs logs {job_id}`"
-        if job_id
-        else "this process's log (the 'skil_sdk' logger)"
+        f"`skil-sdk jobs logs {job_id}`" if job_id else "this process's log (the 'skil_sdk' logger)"
     )
     return ProviderError(
         f"The {provider} provider failed in {where}: {type(exc).__name__}: {exc}"
@@ -117,17 +116,31 @@ def adapt(
     keep: tuple[str, ...] = (),
     label_column: str | None = None,
     job_id: str = "",
+    parallelism: int = 1,
+    rows_per_task: int | None = None,
 ) -> KeyedInput:
     """``data`` (what the provider returned) as a :class:`KeyedInput`.
 
-    ``label_column`` is the evaluation's label column (None for batch inference).
+    ``label_column`` is the evaluation's label column (None for batch inference);
+    ``parallelism`` and ``rows_per_task`` pack an ExecutorSource's splits into tasks
+    (:func:`~skil_sdk.job.packing.pack_tasks`).
     """
     from pyspark.sql import DataFrame
 
     from skil_sdk.providers.interface import ExecutorSource
 
     if isinstance(data, ExecutorSource):
-        return _from_source(spark, data, provider, batch_size, keep, label_column, job_id)
+        return _from_source(
+            spark,
+            data,
+            provider,
+            batch_size,
+            keep,
+            label_column,
+            job_id,
+            parallelism,
+            rows_per_task,
+        )
     if not isinstance(data, DataFrame):
         if not hasattr(data, "mapPartitions"):
             raise InvalidValueError(
@@ -146,39 +159,66 @@ def _from_source(
     keep: tuple[str, ...],
     label_column: str | None,
     job_id: str,
+    parallelism: int,
+    rows_per_task: int | None,
 ) -> KeyedInput:
     if keep:
         raise InvalidValueError(
             f"The {provider} provider reads its data on the executors and has no columns to "
             "keep; drop --keep-column."
         )
-    if label_column is not None and not source.has_labels(label_column):
+    if label_column is not None:
+        require_labels(source, provider, label_column)
+    # Splits packed into tasks, scheduled without any Python on the JVM side: task i is
+    # row i of spark.range, alone in partition i; its splits travel in the closure.
+    splits = list(source.splits())
+    packing = pack_tasks(split_sizes(source, splits), parallelism, rows_per_task)
+    encoded = [pickle.dumps([splits[i] for i in task]) for task in packing.tasks]
+    package_dir = _package_dir(type(source))
+
+    def reader(batches: Iterable[Any]) -> Iterator[Batch]:
+        from skil_sdk.inference.readahead import read_ahead
+
+        for batch in batches:
+            for index in batch.column(0).to_pylist():
+                task = pickle.loads(encoded[index])
+                yield from read_ahead(
+                    read_task(
+                        source, task, batch_size, provider, package_dir, job_id, label_column
+                    )
+                )
+
+    frame = spark.range(0, len(encoded), 1, max(1, len(encoded)))
+    return KeyedInput(
+        frame, reader, source.id_type(), rows_total=source.count_hint(), packing=packing
+    )
+
+
+def require_labels(source: Any, provider: str, label_column: str) -> None:
+    """Refuse an evaluation of an :class:`~skil_sdk.ExecutorSource` that has no labels."""
+    if not source.has_labels(label_column):
         raise InvalidValueError(
             f"The {provider} provider supplies no labels ({type(source).__name__} has no "
             f"label column {label_column!r} and implements no labels()); pass --label-column "
             "with the column holding labels, use the provider's labels option (`skil-sdk "
             "providers list`), or implement labels() in its source."
         )
-    # One task per split, scheduled without any Python on the JVM side: split i is row i
-    # of spark.range, alone in partition i; the descriptors travel in the closure.
-    encoded = [pickle.dumps(s) for s in source.splits()]
-    package_dir = _package_dir(type(source))
 
-    def reader(batches: Iterable[Any]) -> Iterator[Batch]:
-        for batch in batches:
-            for index in batch.column(0).to_pylist():
-                yield from read_split(
-                    source,
-                    pickle.loads(encoded[index]),
-                    batch_size,
-                    provider,
-                    package_dir,
-                    job_id,
-                    label_column,
-                )
 
-    frame = spark.range(0, len(encoded), 1, max(1, len(encoded)))
-    return KeyedInput(frame, reader, source.id_type(), rows_total=source.count_hint())
+def read_task(
+    source: Any,
+    splits: Iterable[Any],
+    batch_size: int,
+    provider: str,
+    package_dir: str | None,
+    job_id: str,
+    label_column: str | None = None,
+) -> Iterator[Batch]:
+    """The :class:`Batch` es of one packed task: its splits read one after another."""
+    for split in splits:
+        yield from read_split(
+            source, split, batch_size, provider, package_dir, job_id, label_column
+        )
 
 
 def read_split(
@@ -319,8 +359,7 @@ def _pair(pair: Any, provider: str, label: str | None) -> tuple[Any, Any]:
         shape = "(key, ndarray)" if label is None else "(key, (features, label))"
         what = "pairs without labels" if label is not None else f"{type(pair).__name__} items"
         raise InvalidValueError(
-            f"The {provider} provider's RDD holds {what}, not {shape} pairs; return {shape} "
-            "pairs."
+            f"The {provider} provider's RDD holds {what}, not {shape} pairs; return {shape} pairs."
         ) from exc
     return key, value
 

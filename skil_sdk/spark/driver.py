@@ -160,6 +160,8 @@ def run(spec: DriverSpec, token: str, spark: Any = None) -> dict[str, Any]:
         keep=job.keep_columns,
         label_column=job.label_column,
         job_id="" if spec.in_session else spec.job_id,
+        parallelism=sc.defaultParallelism,
+        rows_per_task=job.rows_per_task,
     )
     stats = sc.accumulator({}, executor.ExecutorStatsParam())
     group = f"skil-{spec.job_id}"
@@ -223,6 +225,7 @@ def write_parquet(
         "columns": [{"name": "id", "type": keyed.id_type}] + [c.to_dict() for c in columns],
         "spark_version": spark.version,
         "master": sc.master,
+        **({"packing": keyed.packing.to_dict()} if keyed.packing is not None else {}),
         "timings": {
             "submitted_at": spec.submitted_at,
             "driver_started_at": context["started"],

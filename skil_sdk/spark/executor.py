@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from skil_sdk.spark.schema import ColumnSpec, spark_column_name
@@ -116,23 +117,90 @@ def _postprocessor(config: ExecutorConfig) -> Any:
 
 
 def rebatch(batches: Iterable[Any], size: int) -> Iterator[Any]:
-    """Cut incoming :class:`~skil_sdk.spark.adapter.Batch` es into pieces of at most
-    ``size`` rows."""
+    """Incoming :class:`~skil_sdk.spark.adapter.Batch` es as batches of at most ``size``
+    rows: large ones cut, consecutive small ones of one shape joined (a packed task of
+    small files gives the model full batches), the rows' order kept."""
+    held: list[Any] = []
+    held_rows = 0
     for batch in batches:
         rows = len(batch.ids)
-        if rows <= size:
-            yield batch
+        if rows == 0:
             continue
-        for start in range(0, rows, size):
-            stop = min(rows, start + size)
-            yield batch._make(
-                (
-                    batch.ids[start:stop],
-                    _slice_features(batch.features, start, stop),
-                    [k.slice(start, stop - start) for k in batch.kept],
-                    None if batch.labels is None else batch.labels[start:stop],
-                )
-            )
+        if held and (held_rows + rows > size or not _joinable(held[0], batch)):
+            yield _join(held)
+            held, held_rows = [], 0
+        if rows >= size:
+            for start in range(0, rows, size):
+                stop = min(rows, start + size)
+                yield batch if stop - start == rows else _slice_batch(batch, start, stop)
+            continue
+        held.append(batch)
+        held_rows += rows
+    if held:
+        yield _join(held)
+
+
+def _slice_batch(batch: Any, start: int, stop: int) -> Any:
+    return batch._make(
+        (
+            batch.ids[start:stop],
+            _slice_features(batch.features, start, stop),
+            [k.slice(start, stop - start) for k in batch.kept],
+            None if batch.labels is None else batch.labels[start:stop],
+        )
+    )
+
+
+def _joinable(first: Any, other: Any) -> bool:
+    """Whether two batches can be one model call: ids, features, kept columns and labels
+    of the same kinds, types and per-row shapes."""
+    if type(first.ids) is not type(other.ids):
+        return False
+    if isinstance(first.ids, pa.Array) and first.ids.type != other.ids.type:
+        return False
+    if not isinstance(first.ids, pa.Array | np.ndarray | list):
+        return False
+    if len(first.kept) != len(other.kept) or (first.labels is None) != (other.labels is None):
+        return False
+    if first.labels is not None and not _same_rows(first.labels, other.labels):
+        return False
+    if isinstance(first.features, dict):
+        return (
+            isinstance(other.features, dict)
+            and first.features.keys() == other.features.keys()
+            and all(_same_rows(first.features[k], other.features[k]) for k in first.features)
+        )
+    return _same_rows(first.features, other.features)
+
+
+def _same_rows(left: Any, right: Any) -> bool:
+    return (
+        isinstance(left, np.ndarray)
+        and isinstance(right, np.ndarray)
+        and left.dtype == right.dtype
+        and left.shape[1:] == right.shape[1:]
+    )
+
+
+def _join(batches: list[Any]) -> Any:
+    if len(batches) == 1:
+        return batches[0]
+    first = batches[0]
+    if isinstance(first.ids, pa.Array):
+        ids: Any = pa.concat_arrays([b.ids for b in batches])
+    elif isinstance(first.ids, np.ndarray):
+        ids = np.concatenate([b.ids for b in batches])
+    else:
+        ids = [i for b in batches for i in b.ids]
+    if isinstance(first.features, dict):
+        features: Any = {
+            k: np.concatenate([b.features[k] for b in batches]) for k in first.features
+        }
+    else:
+        features = np.concatenate([b.features for b in batches])
+    kept = [pa.concat_arrays([b.kept[c] for b in batches]) for c in range(len(first.kept))]
+    labels = None if first.labels is None else np.concatenate([b.labels for b in batches])
+    return first._make((ids, features, kept, labels))
 
 
 def _slice_features(features: Any, start: int, stop: int) -> Any:
@@ -176,9 +244,7 @@ def infer_batches(
         stats.add({_process_key(): process_record(rows_done)})
 
 
-def run_naming_first_id(
-    runner: Any, features: Any, ids: Any, input_shapes: Any = ()
-) -> Any:
+def run_naming_first_id(runner: Any, features: Any, ids: Any, input_shapes: Any = ()) -> Any:
     """``runner.run(features)``; a refused batch's error names the id of its first row."""
     from skil_sdk.errors import ModelError
 
@@ -188,9 +254,7 @@ def run_naming_first_id(
         first = ids[0]
         first = first.as_py() if hasattr(first, "as_py") else first
         first = first.item() if hasattr(first, "item") else first
-        raise ModelError(
-            f"{exc.message.rstrip('.')} (in the rows from id {first!r} on)."
-        ) from exc
+        raise ModelError(f"{exc.message.rstrip('.')} (in the rows from id {first!r} on).") from exc
 
 
 def _process_key() -> str:

@@ -75,7 +75,11 @@ def submit(
     started = time.time()
     log = on_log or (lambda _message: None)
     in_session = spark is not None
-    job = request if isinstance(request, JobSpec) else prepare(request, in_session=in_session)
+    if isinstance(request, JobSpec):
+        job = request
+    else:
+        job = prepare(request, in_session=in_session)
+        _warn_of_ignored_settings(job)
     if spark is not None:
         return run_in_session(job, spark, on_log=log, started=started)
     local = job.engine == "local"
@@ -104,6 +108,18 @@ def submit(
         return run_local_job(record.id, job, on_progress=on_progress, started=started)
     return run_job(record.id, job, bundle, on_progress=on_progress, on_log=log, started=started)
 
+
+
+def _warn_of_ignored_settings(job: JobSpec) -> None:
+    """A Python warning for Spark settings a local-engine job ignores (the CLI prints its
+    own line)."""
+    import warnings
+
+    from skil_sdk.job.prepare import local_engine_warning
+
+    message = local_engine_warning(job)
+    if message is not None:
+        warnings.warn(message, UserWarning, stacklevel=3)
 
 def _create_record(store: JobStore, job: JobSpec, details: dict[str, Any]) -> Any:
     """The job's record (SUBMITTED), run by this process."""

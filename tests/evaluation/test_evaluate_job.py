@@ -323,6 +323,8 @@ def test_evaluate_cli_through_spark_submit(
             str(out),
             "--master",
             "local[2]",
+            "--engine",
+            "spark",
             "--json",
         ],
         capture_output=True,

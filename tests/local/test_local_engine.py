@@ -22,6 +22,7 @@ from _waiting import wait_for
 
 from skil_sdk import SkilContext, SparkArgs
 from skil_sdk.errors import ConflictError, InvalidValueError, ModelError
+from skil_sdk.job.packing import pack_tasks
 from skil_sdk.job.request import InferenceRequest
 from skil_sdk.spark.submit import submit
 from skil_sdk.store.jobs import KILLED, SUCCEEDED, JobStore
@@ -60,18 +61,25 @@ def test_a_local_job_writes_onnxruntimes_outputs(tmp_path: Path) -> None:
     assert table.column("id").to_pylist() == list(range(900))
     expected = run_onnxruntime(model, {"input": features})["output"]
     np.testing.assert_allclose(np.array(table.column("output").to_pylist()), expected, rtol=1e-5)
+    # 9 row groups of 100 rows packed into 3 tasks per worker
+    tasks = pack_tasks([100] * 9, 2).tasks
+    assert len(tasks) == 6
     parts = sorted(p.name for p in (tmp_path / "out").glob("part-*.parquet"))
-    assert parts == [f"part-{i:05d}.parquet" for i in range(9)], "one file per task"
+    assert parts == [f"part-{i:05d}.parquet" for i in range(6)], "one file per task"
+    assert [pq.read_metadata(tmp_path / "out" / p).num_rows for p in parts] == [
+        100 * len(t) for t in tasks
+    ]
     assert (tmp_path / "out" / "_SUCCESS").exists()
     assert not (tmp_path / "out" / "_temporary").exists()
     meta = json.loads((tmp_path / "out" / "_skil_job.json").read_text())
-    assert meta["engine"] == "local" and meta["rows"] == 900 and meta["tasks"] == 9
+    assert meta["engine"] == "local" and meta["rows"] == 900 and meta["tasks"] == 6
     assert sum(e["rows"] for e in meta["executors"]) == 900
+    assert all(e["peak_rss_mb"] > 10 for e in meta["executors"]), "workers report memory"
     assert 1 <= len(meta["executors"]) <= 2 and all(e["pid"] != os.getpid()
                                                     for e in meta["executors"])
     record = JobStore().get(result.job_id)
     assert (record.state, record.rows_done, record.tasks_done, record.tasks_total) == (
-        SUCCEEDED, 900, 9, 9
+        SUCCEEDED, 900, 6, 6
     )
     assert record.details["engine"] == "local" and record.kind == "inference"
 
@@ -96,6 +104,36 @@ def test_local_and_spark_write_the_same_rows(spark: Any, tmp_path: Path) -> None
         np.array(ordered[0].column("output").to_pylist()),
         np.array(ordered[1].column("output").to_pylist()),
     )
+
+
+def _small_files(tmp_path: Path, files: int, rows: int) -> tuple[Path, np.ndarray]:
+    features = np.random.default_rng(5).standard_normal((files * rows, 4)).astype(np.float32)
+    for f in range(files):
+        ids = np.arange(f * rows, (f + 1) * rows, dtype=np.int64)
+        write_features_parquet(tmp_path / "small" / f"f{f:03d}.parquet", ids,
+                               features[f * rows:(f + 1) * rows], rows)
+    return tmp_path / "small", features
+
+
+def test_packed_tasks_write_exactly_the_rows_of_unpacked_ones(tmp_path: Path) -> None:
+    model = models.small_mlp_model(tmp_path)
+    model_id = SkilContext().add_model_to_experiment(model, "local")
+    data, features = _small_files(tmp_path, 60, 25)
+    options = {"path": str(data)}
+    submit(_request(model_id, "parquet", tmp_path / "packed", options=options))
+    submit(_request(model_id, "parquet", tmp_path / "unpacked", options=options,
+                    rows_per_task=1))
+    packed, unpacked = read_output(tmp_path / "packed"), read_output(tmp_path / "unpacked")
+    assert packed.column("id").to_pylist() == list(range(1500))
+    assert packed.equals(unpacked)
+    expected = run_onnxruntime(model, {"input": features})["output"]
+    np.testing.assert_allclose(np.array(packed.column("output").to_pylist()), expected,
+                               rtol=1e-5)
+    assert len(list((tmp_path / "packed").glob("part-*.parquet"))) == 6, "3 tasks per core"
+    assert len(list((tmp_path / "unpacked").glob("part-*.parquet"))) == 60
+    meta = json.loads((tmp_path / "packed" / "_skil_job.json").read_text())
+    assert meta["tasks"] == 6 and meta["packing"]["splits"] == 60
+    assert meta["packing"]["parallelism"] == 2 and meta["packing"]["rows_per_task"] is None
 
 
 def test_numpy_and_images_providers_on_the_local_engine(tmp_path: Path) -> None:
@@ -292,3 +330,82 @@ def test_overwrite_replaces_an_earlier_local_output(tmp_path: Path) -> None:
     assert again.rows == 30
     assert sorted(read_output(tmp_path / "out").column("id").to_pylist()) == list(range(30))
     assert len(list((tmp_path / "out").glob("part-*.parquet"))) == 3
+
+
+def _labelled(tmp_path: Path, rows: int = 500) -> tuple[Path, np.ndarray, np.ndarray]:
+    import pyarrow as pa
+
+    features = np.random.default_rng(11).standard_normal((rows, 4)).astype(np.float32)
+    labels = np.random.default_rng(12).integers(0, 3, rows)
+    path = write_features_parquet(tmp_path / "l.parquet", np.arange(rows, dtype=np.int64),
+                                  features, 64)
+    table = pq.read_table(path).append_column("label", pa.array(labels, pa.int64()))
+    pq.write_table(table, path, row_group_size=64)
+    return path, features, labels
+
+
+def test_an_evaluation_on_the_local_engine_equals_scikit_learn(tmp_path: Path) -> None:
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+
+    model = models.small_mlp_model(tmp_path)
+    model_id = SkilContext().add_model_to_experiment(model, "local")
+    path, features, labels = _labelled(tmp_path)
+    request = _request(model_id, "parquet", tmp_path / "metrics.json",
+                       options={"path": str(path)}, kind="evaluate",
+                       evaluation={"eval_type": "evaluation"})
+    result = submit(request)
+    predicted = run_onnxruntime(model, {"input": features})["output"].argmax(axis=1)
+    got = result.metrics
+    assert result.engine == "local" and result.rows == 500 and got["rows"] == 500
+    assert got["accuracy"] == pytest.approx(accuracy_score(labels, predicted), abs=1e-12)
+    assert got["confusion_matrix"] == confusion_matrix(labels, predicted, labels=[0, 1, 2]).tolist()
+    assert got["f1"]["macro"] == pytest.approx(
+        f1_score(labels, predicted, average="macro", zero_division=0), abs=1e-9)
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    assert written["accuracy"] == got["accuracy"] and written["job"]["engine"] == "local"
+    record = JobStore().get(result.job_id)
+    assert record.kind == "evaluate" and record.details["metrics"]["rows"] == 500
+    assert (record.state, record.rows_done, record.tasks_done) == (SUCCEEDED, 500,
+                                                                    record.tasks_total)
+    with pytest.raises(InvalidValueError, match="no label column 'y'"):
+        submit(_request(model_id, "parquet", tmp_path / "m2.json", options={"path": str(path)},
+                        kind="evaluate", evaluation={"eval_type": "evaluation",
+                                                     "label_column": "y"}))
+    assert not (tmp_path / "m2.json").exists()
+
+
+def test_the_evaluate_cli_runs_on_the_local_engine(tmp_path: Path) -> None:
+    from sklearn.metrics import accuracy_score
+
+    model = models.small_mlp_model(tmp_path)
+    model_id = SkilContext().add_model_to_experiment(model, "local")
+    x = np.random.default_rng(4).standard_normal((130, 4)).astype(np.float32)
+    labels = np.random.default_rng(4).integers(0, 3, 130)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", labels)
+    completed = subprocess.run(
+        [SKIL, "evaluate", "--model", model_id, "--provider", "numpy", "--provider-option",
+         f"path={tmp_path / 'x.npy'}", "--provider-option", f"labels={tmp_path / 'y.npy'}",
+         "--eval-type", "evaluation", "--engine", "local", "--master", "local[2]", "--json"],
+        capture_output=True, text=True, env=_env(), timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    result = json.loads(completed.stdout)
+    predicted = run_onnxruntime(model, {"input": x})["output"].argmax(axis=1)
+    assert result["engine"] == "local" and result["metrics"]["rows"] == 130
+    assert result["metrics"]["accuracy"] == pytest.approx(accuracy_score(labels, predicted),
+                                                          abs=1e-12)
+
+
+def test_skil_context_warns_of_spark_settings_a_local_job_ignores(tmp_path: Path) -> None:
+    model = models.small_mlp_model(tmp_path)
+    context = SkilContext()
+    model_id = context.add_model_to_experiment(model, "local")
+    data, _features = _data(tmp_path, 200)
+    with pytest.warns(UserWarning, match="ignores --executor-memory; pass --engine spark"):
+        job_id = context.batch_inference(
+            SparkArgs(master="local[2]", executor_memory="2g"), model_id, "parquet",
+            str(tmp_path / "out"), path=str(data),
+        )
+    record = JobStore().get(job_id)
+    assert record.details["engine"] == "local" and record.rows_done == 200

@@ -61,3 +61,44 @@ def test_splits_are_read_on_executors_and_match_the_dataframe_path(
     np.testing.assert_array_equal(
         np.array(source.column("output").to_pylist()), np.array(frame.column("output").to_pylist())
     )
+
+
+def test_packed_tasks_on_spark_write_the_rows_of_unpacked_ones(spark: Any, tmp_path: Path) -> None:
+    import json
+
+    from _spark_helpers import run_onnxruntime, write_features_parquet
+
+    from skil_sdk.job.packing import pack_tasks
+
+    model = models.small_mlp_model(tmp_path)
+    model_id = SkilContext().add_model_to_experiment(model, "src")
+    features = np.random.default_rng(2).standard_normal((40 * 20, 4)).astype(np.float32)
+    for f in range(40):
+        write_features_parquet(tmp_path / "small" / f"f{f:02d}.parquet",
+                               np.arange(f * 20, (f + 1) * 20, dtype=np.int64),
+                               features[f * 20:(f + 1) * 20], 20)
+
+    def run(output: Path, rows_per_task: int | None) -> Any:
+        request = InferenceRequest(
+            model_id, "parquet", str(output), SparkArgs(master="local[2]"),
+            provider_options={"path": str(tmp_path / "small")}, batch_size=64,
+            rows_per_task=rows_per_task,
+        )
+        return submit(request, spark=spark)
+
+    run(tmp_path / "packed", None)
+    run(tmp_path / "unpacked", 1)
+    packed, unpacked = read_output(tmp_path / "packed"), read_output(tmp_path / "unpacked")
+    assert packed.column("id").to_pylist() == list(range(800))
+    assert packed.equals(unpacked)
+    expected = run_onnxruntime(model, {"input": features})["output"]
+    np.testing.assert_allclose(np.array(packed.column("output").to_pylist()), expected,
+                               rtol=1e-5)
+    meta = json.loads((tmp_path / "packed" / "_skil_job.json").read_text())
+    parallelism = spark.sparkContext.defaultParallelism
+    assert meta["packing"]["splits"] == 40 and meta["packing"]["parallelism"] == parallelism
+    tasks = len(pack_tasks([20] * 40, parallelism).tasks)
+    assert meta["packing"]["tasks"] == tasks < 40, "the job packed as pack_tasks packs"
+    assert len(list((tmp_path / "packed").glob("part-*.parquet"))) <= tasks
+    unpacked_meta = json.loads((tmp_path / "unpacked" / "_skil_job.json").read_text())
+    assert unpacked_meta["packing"]["tasks"] == 40

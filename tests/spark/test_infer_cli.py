@@ -62,6 +62,8 @@ def test_infer_cli_end_to_end(bundle_home: Path, built_bundle: Any, tmp_path: Pa
         str(out),
         "--master",
         "local[2]",
+        "--engine",
+        "spark",
         "--json",
     )
     result = json.loads(completed.stdout)

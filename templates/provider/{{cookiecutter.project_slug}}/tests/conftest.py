@@ -1,3 +1,6 @@
+{% if cookiecutter.provider_kind == "executor-read" -%}
+{% include "executor-read/conftest.py" %}
+{%- else -%}
 """One local SparkSession for the whole test session."""
 
 from __future__ import annotations
@@ -25,3 +28,4 @@ def spark() -> Iterator[Any]:
     )
     yield session
     session.stop()
+{% endif %}

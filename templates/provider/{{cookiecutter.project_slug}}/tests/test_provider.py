@@ -1,3 +1,6 @@
+{% if cookiecutter.provider_kind == "executor-read" -%}
+{% include "executor-read/test_provider.py" %}
+{%- else -%}
 """The ``{{ cookiecutter.name }}`` provider, run on a local SparkSession."""
 
 from __future__ import annotations
@@ -82,3 +85,4 @@ def test_registered_as_a_skil_sdk_plugin() -> None:
     entry_point.load().register_providers(register=registered.append)
     assert registered == [{{ cookiecutter.class_name }}]
     assert registered[0].PLUGIN_NAME == "{{ cookiecutter.name }}"
+{% endif %}

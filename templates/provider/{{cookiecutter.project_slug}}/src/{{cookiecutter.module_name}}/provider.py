@@ -1,3 +1,6 @@
+{% if cookiecutter.provider_kind == "executor-read" -%}
+{% include "executor-read/provider.py" %}
+{%- else -%}
 """The ``{{ cookiecutter.name }}`` keyed data-set provider and its plugin hook.
 
 skil-sdk finds this module through the entry point in ``pyproject.toml`` and calls
@@ -142,3 +145,4 @@ def is_numeric(spark_type: str) -> bool:
 def register_providers(register: Any) -> None:
     """Register this plugin's provider with skil-sdk."""
     register({{ cookiecutter.class_name }})
+{% endif %}
