@@ -391,6 +391,7 @@ def infer_cli(
         "--provider-option", f"path={data.parent}",
         "--provider-option", "id=id", "--provider-option", "features=features",
         "--output", str(output), "--master", MASTER, "--batch-size", str(BATCH),
+        "--engine", "spark",
     ]  # fmt: skip
     run = watch(cmd, env, output / "_SUCCESS", WORK / "logs" / f"{name}.log")
     result = json.loads(run["stdout"])

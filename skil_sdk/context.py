@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from skil_sdk.errors import InvalidValueError
 from skil_sdk.spark.args import SparkArgs
 
 
@@ -50,6 +51,7 @@ class SkilContext:
         engine: str | None = None,
         rows_per_task: int | None = None,
         detach: bool = False,
+        spark: Any = None,
         provider_options: dict[str, Any] | None = None,
         **options: Any,
     ) -> str:
@@ -63,8 +65,10 @@ class SkilContext:
         of inputs whose dims are dynamic, as ``--input-shape`` does; ``engine`` is
         ``spark``, ``local`` or ``auto`` (the default, unless the profile names one), as
         ``--engine``, and ``rows_per_task`` the
-        target rows of a packed task, as ``--rows-per-task``. Blocks until the job
-        ends (unless ``detach``) and returns the job id; a failed job raises
+        target rows of a packed task, as ``--rows-per-task``. With ``spark`` (a
+        SparkSession: a notebook's, or one from :meth:`spark_session`) the job runs in
+        that session, as SKIL's ``batchInference(z, ...)`` did, on the Spark engine.
+        Blocks until the job ends (unless ``detach``) and returns the job id; a failed job raises
         :class:`skil_sdk.errors.JobError`. The provider's options are the other keyword
         arguments and ``provider_options`` (for an option named like a parameter of this
         method, such as ``profile``); ``data(spark, **options)`` receives them as strings.
@@ -91,7 +95,11 @@ class SkilContext:
             engine=engine,
             rows_per_task=rows_per_task,
         )
-        return submit(request, detach=detach).job_id
+        if spark is not None and detach:
+            raise InvalidValueError(
+                "A job in the caller's SparkSession runs in the foreground; drop detach=True."
+            )
+        return submit(request, detach=detach, spark=spark).job_id
 
     def evaluate(
         self,
@@ -108,6 +116,7 @@ class SkilContext:
         profile: str | None = None,
         engine: str | None = None,
         rows_per_task: int | None = None,
+        spark: Any = None,
         provider_options: dict[str, Any] | None = None,
         **options: Any,
     ) -> dict[str, Any]:
@@ -117,8 +126,8 @@ class SkilContext:
         ``rocbinary``, ``rocmulticlass`` or ``regression`` (docs/evaluation.md lists each
         one's keys); the returned dict also holds the ``job_id``. With ``output_path`` the
         metrics are written there as JSON too. A failed job raises
-        :class:`skil_sdk.errors.JobError`. ``profile``, ``engine``, ``rows_per_task`` and
-        the provider's options work as for :meth:`batch_inference`.
+        :class:`skil_sdk.errors.JobError`. ``profile``, ``engine``, ``rows_per_task``,
+        ``spark`` and the provider's options work as for :meth:`batch_inference`.
         """
         from skil_sdk.evaluation.metrics import EvaluationSettings
         from skil_sdk.job.request import InferenceRequest
@@ -139,8 +148,33 @@ class SkilContext:
             engine=engine,
             rows_per_task=rows_per_task,
         )
-        result = submit(request)
+        result = submit(request, spark=spark)
         return {**(result.metrics or {}), "job_id": result.job_id}
+
+    def spark_session(
+        self,
+        args: SparkArgs | None = None,
+        *,
+        plugins: list[str] | None = None,
+        execution_provider: str = "cpu",
+        spark_home: str | None = None,
+    ) -> Any:
+        """A new SparkSession (``args``: master, memory, confs...) whose executors run the
+        job bundle, for :meth:`batch_inference` and :meth:`evaluate` with ``spark=``.
+
+        The bundle holds the published plugins and ``plugins`` (unpublished provider
+        projects); it is built once and cached. Call it before any other SparkSession
+        starts in this process (Spark reads its launch settings once). See
+        docs/inference.md ("In a notebook's SparkSession").
+        """
+        from skil_sdk.spark.notebook import bundle_session
+
+        return bundle_session(
+            args or SparkArgs(),
+            plugins=[str(p) for p in plugins or []],
+            execution_provider=execution_provider,
+            spark_home=spark_home,
+        )
 
     def job(self, job_id: str) -> dict[str, Any]:
         """The job record of ``job_id`` as a dict."""

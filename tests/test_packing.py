@@ -7,7 +7,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from skil_sdk.job.packing import MAX_ROWS_PER_TASK, OPEN_COST_ROWS, TASKS_PER_CORE, pack_tasks
+from skil_sdk.job.packing import MAX_ROWS_PER_TASK, TASKS_PER_CORE, pack_tasks
 from skil_sdk.spark.adapter import Batch
 from skil_sdk.spark.executor import rebatch
 
@@ -16,21 +16,22 @@ def _flat(tasks: tuple[tuple[int, ...], ...]) -> list[int]:
     return [index for task in tasks for index in task]
 
 
-def _costs(tasks: tuple[tuple[int, ...], ...], sizes: list[int]) -> list[int]:
-    return [sum(sizes[i] + OPEN_COST_ROWS for i in task) for task in tasks]
-
-
 def test_many_small_splits_are_packed_into_a_few_tasks_per_core() -> None:
     packing = pack_tasks([250] * 4000, parallelism=2)
     assert _flat(packing.tasks) == list(range(4000)), "every split once, in input order"
-    # 17.4M of cost passes 6 shares of at most 1,048,576: 17 shares, rounded up to 18
-    assert len(packing.tasks) == 18
-    assert max(_costs(packing.tasks, [250] * 4000)) <= MAX_ROWS_PER_TASK
-    assert {len(task) for task in packing.tasks} <= {222, 223}, "near-equal tasks"
+    assert len(packing.tasks) == 2 * TASKS_PER_CORE
+    assert {len(task) for task in packing.tasks} <= {666, 667}, "near-equal tasks"
     assert packing.to_dict() == {
-        "splits": 4000, "tasks": 18, "parallelism": 2,
-        "target_rows": -(-4000 * (250 + OPEN_COST_ROWS) // 18), "rows_per_task": None,
+        "splits": 4000, "tasks": 6, "parallelism": 2, "target_rows": 166_667,
+        "rows_per_task": None,
     }
+
+
+def test_big_inputs_get_more_tasks_than_three_per_core() -> None:
+    sizes = [16_384] * 400  # 6.5M rows: more than 6 shares of MAX_ROWS_PER_TASK
+    packing = pack_tasks(sizes, parallelism=2)
+    assert len(packing.tasks) == 8, "ceil(6.5M / 1,048,576) = 7, rounded up to 2 cores"
+    assert max(sum(sizes[i] for i in t) for t in packing.tasks) <= MAX_ROWS_PER_TASK
 
 
 def test_the_input_is_cut_into_tasks_per_core_that_finish_together() -> None:
@@ -41,25 +42,29 @@ def test_the_input_is_cut_into_tasks_per_core_that_finish_together() -> None:
     uneven = pack_tasks([16_384] * 18 + [5_000], parallelism=2)
     assert len(uneven.tasks) == 2 * TASKS_PER_CORE
     assert {len(task) for task in uneven.tasks} <= {3, 4}
+    assert pack_tasks([100] * 3, parallelism=2).tasks == ((0,), (1,), (2,))
 
 
 def test_large_splits_stay_whole_and_alone() -> None:
     packing = pack_tasks([2_000_000, 10, 10, 3_000_000, 10], parallelism=2)
-    assert packing.tasks == ((0,), (1, 2), (3,), (4,))
+    assert (0,) in packing.tasks and (3,) in packing.tasks
+    assert _flat(packing.tasks) == [0, 1, 2, 3, 4]
+    # a split costing more than a share never shares a task
+    assert pack_tasks([0, 90_000] + [10_000] * 8, 2).tasks[:2] == ((0,), (1,))
 
 
-def test_rows_per_task_sets_the_share_and_one_row_means_a_task_per_split() -> None:
+def test_rows_per_task_makes_tasks_of_at_most_that_many_rows() -> None:
     assert pack_tasks([100] * 10, 2, rows_per_task=1).tasks == tuple((i,) for i in range(10))
-    packing = pack_tasks([100] * 10, 2, rows_per_task=3 * (100 + OPEN_COST_ROWS))
-    assert len(packing.tasks) == 4, "ceil(10 / 3) tasks of about 3 splits"
-    assert _flat(packing.tasks) == list(range(10))
-    assert {len(task) for task in packing.tasks} <= {2, 3}
+    packing = pack_tasks([100] * 10, 2, rows_per_task=300)
+    assert packing.tasks == ((0, 1, 2), (3, 4, 5), (6, 7, 8), (9,))
+    assert packing.target_rows == 300 and packing.rows_per_task == 300
+    assert pack_tasks([1000] * 100, 4, rows_per_task=10_000).tasks[0] == tuple(range(10))
+    assert pack_tasks([50, 5000, 50], 2, rows_per_task=100).tasks == ((0,), (1,), (2,))
 
 
-def test_splits_without_sizes_are_packed_by_count() -> None:
+def test_splits_without_sizes_are_a_task_each() -> None:
     packing = pack_tasks([None] * 20, parallelism=2)
-    assert _flat(packing.tasks) == list(range(20))
-    assert len(packing.tasks) == 2 * TASKS_PER_CORE and packing.target_rows is None
+    assert packing.tasks == tuple((i,) for i in range(20)) and packing.target_rows is None
     assert pack_tasks([None, 5, None], parallelism=4).tasks == ((0,), (1,), (2,))
     assert pack_tasks([None] * 4, 2, rows_per_task=10).tasks == ((0,), (1,), (2,), (3,))
 

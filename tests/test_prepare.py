@@ -427,15 +427,23 @@ def test_the_engine_is_auto_by_default_and_a_profile_can_name_one(
         engine("parquet", parquet, profile="p")
     (skil_home / "config.toml").unlink()
 
-    job = prepare(InferenceRequest(
+    given = InferenceRequest(
         model_id, "parquet", str(tmp_path / "o"), provider_options=parquet,
         spark_args=SparkArgs(master="local[2]", executor_memory="2g",
                              conf={"spark.sql.shuffle.partitions": "4"}),
-    ))
+    )
+    job = prepare(given)
     assert job.engine == "local"
-    assert local_engine_ignores(job) == ["--executor-memory", "--conf spark.sql.shuffle.partitions"]
-    assert local_engine_ignores(prepare(InferenceRequest(
-        model_id, "parquet", str(tmp_path / "o"), provider_options=parquet))) == []
+    assert local_engine_ignores(given, job) == [
+        "--executor-memory", "--conf spark.sql.shuffle.partitions"
+    ]
+    plain = InferenceRequest(model_id, "parquet", str(tmp_path / "o"), provider_options=parquet)
+    assert local_engine_ignores(plain, prepare(plain)) == []
+    (skil_home / "config.toml").write_text(
+        'default_profile = "p"\n[profiles.p]\nmaster = "local[2]"\ndriver_memory = "2g"\n'
+    )
+    assert local_engine_ignores(plain, prepare(plain)) == [], "a profile's settings are not named"
+    (skil_home / "config.toml").unlink()
 
 
 def test_spark_settings_on_a_local_job_are_warned_of(

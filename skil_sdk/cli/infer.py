@@ -93,9 +93,9 @@ def job_submit_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                 "--rows-per-task",
                 type=click.IntRange(min=1),
                 default=None,
-                help="Target rows of a task for providers that read on the executors: small "
-                "splits (files, row groups) are packed into tasks of about this many rows "
-                "(default: 3 tasks per core, at most 1,048,576 rows each).",
+                help="Rows of a task for providers that read on the executors: consecutive "
+                "splits (files, row groups) are packed into tasks of at most this many rows "
+                "(default: 3 equal tasks per core, at most 1,048,576 rows each).",
             ),
             click.option(
                 "--engine",
@@ -222,7 +222,7 @@ def run_prepared(request: Any, values: dict[str, Any], as_json: bool, detach: bo
     from skil_sdk.spark.submit import submit
 
     job = prepare(request)
-    warning = local_engine_warning(job)
+    warning = local_engine_warning(request, job)
     if warning is not None:
         info(f"Warning: {warning}")
     if values["dry_run"]:

@@ -2,7 +2,9 @@
 
 pyarrow's Parquet decoding, numpy's conversions and onnxruntime's ``run`` release the
 GIL, so a reader thread that stays ``depth`` batches ahead overlaps reading with compute.
-Memory stays bounded: at most ``depth`` batches wait beside the one being computed.
+Memory stays bounded: at most ``depth`` batches wait, one more is being read, beside the
+one being computed. A provider's ``read()`` therefore runs in that thread (start to
+finish, its cleanup too), not in the process's main thread.
 """
 
 from __future__ import annotations
@@ -44,14 +46,20 @@ def read_ahead(items: Iterable[T], depth: int = 2) -> Iterator[T]:
                 continue
         return False
 
+    iterator = iter(items)
+
     def produce() -> None:
         try:
-            for item in items:
+            for item in iterator:
                 if not put(item):
                     return
         except BaseException as exc:  # handed to the consumer, raised there
             put(_Failure(exc))
             return
+        finally:  # a reader's own cleanup runs in the thread that ran it
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
         put(_DONE)
 
     thread = threading.Thread(target=produce, name="skil-read-ahead", daemon=True)

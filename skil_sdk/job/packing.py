@@ -1,15 +1,16 @@
 """Packed tasks: an executor-read provider's splits packed into tasks by size.
 
 Spark packs small files into one read task (``spark.sql.files.maxPartitionBytes`` and
-``openCostInBytes``); skil-sdk does the same with splits: each split costs its rows plus
-:data:`OPEN_COST_ROWS` (opening a file, reading a footer), the input's cost is cut into
-equal shares, and each split goes to the share its middle falls in, so consecutive splits
-make one task. There are ``cost / --rows-per-task`` shares when that is given, else
-:data:`TASKS_PER_CORE` per core (more when a share would pass :data:`MAX_ROWS_PER_TASK`),
-rounded up to a multiple of the cores so that the workers finish together. A split larger
-than a share is a task alone (a Parquet row group is never cut). Splits of unknown size
-are packed by count. Packing keeps the input's order and is a pure function of the split
-sizes, the parallelism and the setting, so a job run again packs the same tasks.
+``openCostInBytes``); skil-sdk does the same with splits. By default the input is cut
+into :data:`TASKS_PER_CORE` shares per core (more when a share would pass
+:data:`MAX_ROWS_PER_TASK` rows), rounded up to a multiple of the cores so that the workers
+finish together: each split costs its rows plus :data:`OPEN_COST_ROWS` (opening a file,
+reading a footer) and goes to the share its middle falls in, so consecutive splits make
+one task; a split costing more than a share is a task alone (a Parquet row group is never
+cut). With ``--rows-per-task N``, consecutive splits make tasks of at most ``N`` rows (a
+larger split alone). Splits of unknown size are a task each. Packing keeps the input's
+order and is a pure function of the split sizes, the parallelism and the setting, so a
+job run again with the same parallelism packs the same tasks.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ class Packing:
     tasks: tuple[tuple[int, ...], ...]
     splits: int
     parallelism: int
-    #: The cost of one share in rows (None: the splits had no sizes).
+    #: The rows of one task aimed at (None: the splits had no sizes).
     target_rows: int | None
     #: The ``--rows-per-task`` setting (None: chosen from the parallelism).
     rows_per_task: int | None
@@ -59,49 +60,47 @@ def pack_tasks(
     count = len(sizes)
     if count == 0:
         return Packing((), 0, parallelism, None, rows_per_task)
-    if any(size is None for size in sizes):
-        return Packing(
-            _by_count(count, parallelism, rows_per_task), count, parallelism, None, rows_per_task
-        )
-    costs = [int(size or 0) + OPEN_COST_ROWS for size in sizes]
-    total = sum(costs)
-    groups = _task_count(total, parallelism, rows_per_task)
-    # split i goes to the task its middle falls in when the input is cut into `groups`
-    # equal shares: contiguous tasks of near-equal cost, a large split alone
+    if any(size is None for size in sizes):  # nothing to pack by: a task per split
+        return Packing(tuple((i,) for i in range(count)), count, parallelism, None, rows_per_task)
+    rows = [int(size or 0) for size in sizes]
+    if rows_per_task is not None:
+        tasks = _up_to(rows, rows_per_task)
+        return Packing(tasks, count, parallelism, rows_per_task, rows_per_task)
+    shares = max(parallelism * TASKS_PER_CORE, math.ceil(sum(rows) / MAX_ROWS_PER_TASK))
+    shares = min(count, math.ceil(shares / parallelism) * parallelism)
+    tasks = _equal_shares([r + OPEN_COST_ROWS for r in rows], shares)
+    return Packing(tasks, count, parallelism, math.ceil(sum(rows) / shares), None)
+
+
+def _up_to(rows: list[int], limit: int) -> tuple[tuple[int, ...], ...]:
+    """Consecutive splits into tasks of at most ``limit`` rows (a larger split alone)."""
     tasks: list[list[int]] = []
-    last = -1
+    held = 0
+    for index, count in enumerate(rows):
+        if not tasks or held + count > limit:
+            tasks.append([])
+            held = 0
+        tasks[-1].append(index)
+        held += count
+    return tuple(tuple(task) for task in tasks)
+
+
+def _equal_shares(costs: list[int], shares: int) -> tuple[tuple[int, ...], ...]:
+    """Consecutive splits into about ``shares`` tasks of near-equal cost: each split goes
+    to the share its middle falls in; a split costing more than a share is a task alone."""
+    total = sum(costs)
+    tasks: list[list[int]] = []
+    last: int | None = None
     before = 0
     for index, cost in enumerate(costs):
-        group = min(groups - 1, (2 * before + cost) * groups // (2 * total))
-        if group != last:
+        alone = cost * shares > total
+        share = min(shares - 1, (2 * before + cost) * shares // (2 * total))
+        if alone or share != last:
             tasks.append([])
-            last = group
         tasks[-1].append(index)
+        last = None if alone else share
         before += cost
-    target = math.ceil(total / groups)
-    return Packing(tuple(tuple(t) for t in tasks), count, parallelism, target, rows_per_task)
-
-
-def _task_count(total_cost: int, parallelism: int, rows_per_task: int | None) -> int:
-    """How many equal shares the input is cut into: ``rows_per_task``'s, else
-    :data:`TASKS_PER_CORE` per core (more when a share would pass
-    :data:`MAX_ROWS_PER_TASK`), a multiple of the parallelism so workers finish together."""
-    if rows_per_task is not None:
-        return max(1, math.ceil(total_cost / rows_per_task))
-    shares = max(parallelism * TASKS_PER_CORE, math.ceil(total_cost / MAX_ROWS_PER_TASK))
-    return math.ceil(shares / parallelism) * parallelism
-
-
-def _by_count(
-    count: int, parallelism: int, rows_per_task: int | None
-) -> tuple[tuple[int, ...], ...]:
-    """Splits of unknown size: one per task when ``rows_per_task`` is given (each split
-    may be that big), else into ``TASKS_PER_CORE`` tasks per core, contiguous."""
-    if rows_per_task is not None:
-        return tuple((index,) for index in range(count))
-    groups = min(count, parallelism * TASKS_PER_CORE)
-    bounds = [round(g * count / groups) for g in range(groups + 1)]
-    return tuple(tuple(range(bounds[g], bounds[g + 1])) for g in range(groups))
+    return tuple(tuple(task) for task in tasks)
 
 
 def split_sizes(source: Any, splits: Sequence[Any]) -> list[int | None]:

@@ -86,6 +86,8 @@ def prepare(request: InferenceRequest, *, in_session: bool = False) -> JobSpec:
 
         get_postprocessor(request.postprocess)
     engine = choose_engine(request, provider, in_session)
+    if engine == "spark" and not in_session:
+        _check_bundle_holds(request.provider, provider, plugins)
     recorded = _recorded_spark_args(args, request.kind, evaluation)
     if not in_session and engine == "spark":
         from skil_sdk.spark.sparkhome import find_spark_home
@@ -231,30 +233,32 @@ _LOCAL_ENGINE_FIELDS = frozenset(
 )
 
 
-def local_engine_ignores(job: JobSpec) -> list[str]:
-    """The Spark settings a local-engine job was given but does not use (``--executor-memory``,
-    ``--conf KEY``...), for a warning; empty for a Spark job."""
+def local_engine_ignores(request: InferenceRequest, job: JobSpec) -> list[str]:
+    """The Spark settings a request gave a job that runs on the local engine, which does
+    not use them (``--executor-memory``, ``--conf KEY``...), for a warning; a profile's
+    settings are not named (a profile serves Spark jobs too). Empty for a Spark job."""
     from skil_sdk.spark.args import SparkArgs
 
     if job.engine != "local":
         return []
-    defaults = _recorded_spark_args(SparkArgs(), job.kind, dict(job.evaluation or {}) or None)
+    given = request.spark_args.to_dict()
+    defaults = SparkArgs().to_dict()
     ignored = [
         "--" + key.replace("_", "-")
-        for key, value in job.spark_args.items()
+        for key, value in given.items()
         if key not in _LOCAL_ENGINE_FIELDS and value != defaults.get(key)
     ]
-    ignored += [f"--conf {key}" for key in sorted(job.spark_args.get("conf") or {})]
-    if job.spark_home:
+    ignored += [f"--conf {key}" for key in sorted(given.get("conf") or {})]
+    if request.spark_home:
         ignored.append("--spark-home")
-    if job.advertise_host:
+    if request.advertise_host:
         ignored.append("--advertise-host")
     return ignored
 
 
-def local_engine_warning(job: JobSpec) -> str | None:
+def local_engine_warning(request: InferenceRequest, job: JobSpec) -> str | None:
     """One sentence on the Spark settings a local-engine job ignores (None: there are none)."""
-    ignored = local_engine_ignores(job)
+    ignored = local_engine_ignores(request, job)
     if not ignored:
         return None
     return (
@@ -319,7 +323,7 @@ def _provider(
     request: InferenceRequest, plugins: tuple[str, ...], in_session: bool
 ) -> tuple[ProviderRef, dict[str, str]]:
     """The provider resolved here, and its options checked against its ``OPTIONS``."""
-    from skil_sdk.plugins import BUILTIN_PLUGIN, get_provider
+    from skil_sdk.plugins import get_provider
     from skil_sdk.providers.options import resolve_options
 
     by_path = ":" in request.provider
@@ -339,14 +343,6 @@ def _provider(
         if by_path:
             raise
         raise _unknown_provider(request.provider, plugins) from None
-    if (
-        not in_session
-        and request.engine != "local"
-        and info.plugin != BUILTIN_PLUGIN
-        and _is_plugin_package(info.package)
-    ):
-        # the job's bundle holds only published plugins (the local engine needs no bundle)
-        _check_published(request.provider, info.package, plugins)
     local = request.spark_args.master_kind == "local"
     options = resolve_options(
         info.name, info.options, request.provider_options, check_paths=local or in_session
@@ -413,6 +409,19 @@ def _unknown_provider(name: str, plugins: tuple[str, ...]) -> NotFoundError:
         f"{', '.join(known) or 'none'}); install and publish the plugin that provides it, or "
         "pass its project with --plugin."
     )
+
+
+def _check_bundle_holds(name: str, provider: ProviderRef, plugins: tuple[str, ...]) -> None:
+    """A Spark job's bundle holds only published plugins (the local engine needs no
+    bundle): an installed plugin's provider must be published or given as a project."""
+    from skil_sdk.plugins import BUILTIN_PLUGIN
+
+    if (
+        provider.resolved
+        and provider.plugin != BUILTIN_PLUGIN
+        and _is_plugin_package(provider.package)
+    ):
+        _check_published(name, provider.package or "", plugins)
 
 
 def _check_published(provider: str, package: str, plugins: tuple[str, ...]) -> None:

@@ -5,7 +5,7 @@ executors) lists its splits here, they are packed into tasks
 (:mod:`skil_sdk.job.packing`), ``N`` workers (``local[N]``; ``local[*]``: one per core)
 each load the stored model once (its sha256 verified once, here) and run the same
 executor code a Spark job runs, and every task is committed once
-(:mod:`skil_sdk.local.commit`). A worker that dies gives its task back to the queue (up
+(:mod:`skil_sdk.commit`). A worker that dies gives its task back to the queue (up
 to ``F`` attempts for ``local[N,F]``, else :data:`DEFAULT_MAX_ATTEMPTS`); a failure of the
 data or the model fails the job. Ctrl-C, SIGTERM and ``skil-sdk jobs kill`` stop the
 workers and remove an output the job created.
@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from skil_sdk.commit import LocalCommitter
 from skil_sdk.errors import InvalidValueError, JobError, SkilError
 from skil_sdk.home import skil_home
 from skil_sdk.job.spec import INFERENCE, OVERWRITE_NO, JobSpec
-from skil_sdk.local.commit import LocalCommitter
 from skil_sdk.local.worker import WorkerSetup, worker_main
 from skil_sdk.storage import ensure_dir
 from skil_sdk.store.jobs import SUCCEEDED, JobStore, recording_failure

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from skil_sdk.commit import LocalCommitter
 from skil_sdk.errors import ConflictError, SkilError
 from skil_sdk.job.spec import (
     INFERENCE,
@@ -31,6 +32,7 @@ from skil_sdk.providers.arrays import arrow_type_of_spark_name
 from skil_sdk.spark.adapter import KeyedInput, adapt, call_provider
 from skil_sdk.spark.hadoop import HadoopPath
 from skil_sdk.storage import atomic_write_text
+from skil_sdk.uris import is_local, local_path
 
 _ERROR_LINE = re.compile(r"skil_sdk\.errors\.(\w+): (.+)")
 
@@ -92,6 +94,39 @@ def provider_data(spec: DriverSpec, spark: Any) -> tuple[Any, dict[str, str]]:
         options = resolve_options(info.name, info.options, options)
     logs_of = "" if spec.in_session else spec.job_id
     return call_provider(info, spark, options, logs_of), options
+
+
+#: Cores assumed for packing when a cluster's size is not configured (executors register
+#: after the driver starts, so Spark's own count is not known yet when tasks are packed).
+UNKNOWN_CLUSTER_CORES = 32
+
+
+def planned_parallelism(sc: Any) -> int:
+    """The cores the job's tasks are packed for, from the configuration (never from the
+    executors registered so far, which vary from run to run): ``spark.default.parallelism``,
+    a local master's threads, executors x cores, ``spark.cores.max``, dynamic allocation's
+    maximum, else :data:`UNKNOWN_CLUSTER_CORES`."""
+    conf = sc.getConf()
+
+    def number(key: str) -> int | None:
+        value = conf.get(key, None)
+        try:
+            return int(value) if value is not None else None
+        except ValueError:
+            return None
+
+    configured = number("spark.default.parallelism")
+    if configured:
+        return configured
+    if str(sc.master).startswith("local"):
+        return int(sc.defaultParallelism)
+    cores = number("spark.executor.cores") or 1
+    executors = number("spark.executor.instances")
+    if conf.get("spark.dynamicAllocation.enabled", "false") == "true":
+        executors = number("spark.dynamicAllocation.maxExecutors") or executors
+    if executors:
+        return executors * cores
+    return number("spark.cores.max") or max(UNKNOWN_CLUSTER_CORES, int(sc.defaultParallelism))
 
 
 def check_remote_output(spark: Any, output: str, overwrite: str, kind: str) -> None:
@@ -160,7 +195,7 @@ def run(spec: DriverSpec, token: str, spark: Any = None) -> dict[str, Any]:
         keep=job.keep_columns,
         label_column=job.label_column,
         job_id="" if spec.in_session else spec.job_id,
-        parallelism=sc.defaultParallelism,
+        parallelism=planned_parallelism(sc),
         rows_per_task=job.rows_per_task,
     )
     stats = sc.accumulator({}, executor.ExecutorStatsParam())
@@ -197,22 +232,25 @@ def write_parquet(
     cfg = executor_config(spec, token, keyed, columns)
     id_arrow = arrow_type_of_spark_name(keyed.id_type)
     reader, stats = keyed.reader, context["stats"]
-
-    def run_batches(batches: Any) -> Any:
-        yield from executor.infer_batches(cfg, reader(batches), id_arrow, stats)
-
-    schema = _ddl(keyed.id_type, list(keyed.keep), columns)
-    result_frame = keyed.frame.mapInArrow(run_batches, schema)
     paths = HadoopPath(spark, job.output)
-    created = not paths.exists()
     compute_started = time.time()
-    try:
-        mode = "errorifexists" if job.overwrite == OVERWRITE_NO else "overwrite"
-        result_frame.write.mode(mode).parquet(job.output)
-    except BaseException:
-        if created or job.overwrite != OVERWRITE_NO:
-            _remove_quietly(paths)
-        raise
+    if is_local(job.output):
+        write_tasks(keyed, cfg, id_arrow, stats, job.output, job.overwrite)
+    else:
+
+        def run_batches(batches: Any) -> Any:
+            yield from executor.infer_batches(cfg, reader(batches), id_arrow, stats)
+
+        schema = _ddl(keyed.id_type, list(keyed.keep), columns)
+        result_frame = keyed.frame.mapInArrow(run_batches, schema)
+        created = not paths.exists()
+        try:
+            mode = "errorifexists" if job.overwrite == OVERWRITE_NO else "overwrite"
+            result_frame.write.mode(mode).parquet(job.output)
+        except BaseException:
+            if created or job.overwrite != OVERWRITE_NO:
+                _remove_quietly(paths)
+            raise
     finished = time.time()
     executors = sorted((stats.value or {}).values(), key=lambda r: (r["host"], r["pid"]))
     rows_written = _rows_written(job.output, sum(int(e["rows"]) for e in executors))
@@ -236,7 +274,69 @@ def write_parquet(
         "executors": executors,
     }
     paths.write_text(json.dumps(record, indent=2) + "\n", "_skil_job.json")
+    if is_local(job.output):
+        LocalCommitter(local_path(job.output)).finish()  # _SUCCESS after _skil_job.json
     return {"state": "SUCCEEDED", "rows": rows_written, "executors": executors, "record": record}
+
+
+_TASK_SCHEMA = "task int, attempt int, rows bigint"
+
+
+def write_tasks(
+    keyed: KeyedInput, cfg: Any, id_arrow: Any, stats: Any, output: str, overwrite: str
+) -> int:
+    """The executors write their tasks' Parquet themselves (pyarrow, one file per task
+    attempt); the attempts Spark counted as successful are committed here, one part file
+    per task (:mod:`skil_sdk.commit`). Return the rows committed; a failure leaves
+    nothing at an output path the job created, and no temporary files."""
+    import shutil
+
+    import pyarrow as pa
+
+    from skil_sdk.spark import executor
+
+    root = local_path(output)
+    existed = root.exists()
+    if existed and overwrite != OVERWRITE_NO:
+        # checked when the job was prepared: an earlier output, or --overwrite=force
+        shutil.rmtree(root) if root.is_dir() else root.unlink()
+        existed = False
+    committer = LocalCommitter(root)
+    committer.setup()
+    reader = keyed.reader
+    schema = cfg.arrow_schema(id_arrow)
+
+    def write_task(batches: Any) -> Any:
+        import pyarrow.parquet as pq
+        from pyspark import TaskContext
+
+        task = TaskContext.get()
+        if task is None:  # mapInArrow functions run in Spark tasks
+            raise RuntimeError("write_task runs inside a Spark task")
+        number, attempt = task.partitionId(), task.attemptNumber()
+        rows = 0
+        with pq.ParquetWriter(committer.attempt_path(number, attempt), schema) as writer:
+            for out in executor.infer_batches(cfg, reader(batches), id_arrow, stats):
+                writer.write_batch(out)
+                rows += out.num_rows
+        yield pa.RecordBatch.from_arrays(
+            [pa.array([number], pa.int32()), pa.array([attempt], pa.int32()),
+             pa.array([rows], pa.int64())],
+            names=["task", "attempt", "rows"],
+        )
+
+    try:
+        counted = keyed.frame.mapInArrow(write_task, _TASK_SCHEMA).collect()
+        for row in sorted(counted):
+            committer.commit(int(row["task"]), int(row["attempt"]))
+        if not counted:  # no tasks ran: one empty part file carries the schema
+            import pyarrow.parquet as pq
+
+            pq.write_table(schema.empty_table(), committer.part_path(0))
+    except BaseException:
+        shutil.rmtree(root if not existed else committer.temporary, ignore_errors=True)
+        raise
+    return sum(int(row["rows"]) for row in counted)
 
 
 def _rows_written(output: str, reported: int) -> int:

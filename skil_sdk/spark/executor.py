@@ -154,9 +154,11 @@ def _slice_batch(batch: Any, start: int, stop: int) -> Any:
 def _joinable(first: Any, other: Any) -> bool:
     """Whether two batches can be one model call: ids, features, kept columns and labels
     of the same kinds, types and per-row shapes."""
-    if type(first.ids) is not type(other.ids):
+    if type(first.ids) is not type(other.ids) or not (_whole(first) and _whole(other)):
         return False
     if isinstance(first.ids, pa.Array) and first.ids.type != other.ids.type:
+        return False
+    if isinstance(first.ids, np.ndarray) and first.ids.dtype != other.ids.dtype:
         return False
     if not isinstance(first.ids, pa.Array | np.ndarray | list):
         return False
@@ -171,6 +173,18 @@ def _joinable(first: Any, other: Any) -> bool:
             and all(_same_rows(first.features[k], other.features[k]) for k in first.features)
         )
     return _same_rows(first.features, other.features)
+
+
+def _whole(batch: Any) -> bool:
+    """Whether a batch has one feature row (and label, and kept value) per id; a batch
+    that does not is never joined, so that its own error names it."""
+    rows = len(batch.ids)
+    features = batch.features.values() if isinstance(batch.features, dict) else [batch.features]
+    return (
+        all(len(f) == rows for f in features)
+        and all(len(k) == rows for k in batch.kept)
+        and (batch.labels is None or len(batch.labels) == rows)
+    )
 
 
 def _same_rows(left: Any, right: Any) -> bool:

@@ -26,20 +26,30 @@ def submit_argv(job: JobSpec, bundle: Any, driver: Path, spec_path: Path) -> lis
     """The spark-submit command line: SparkArgs' flags, the bundle as the driver's and the
     executors' Python (shipped with ``--files`` on cluster masters), the driver program."""
     args = job.spark()
+    argv = [str(spark_submit(job.spark_home)), *bundle_submit_flags(args, bundle)]
+    if not args.name:
+        argv += ["--name", f"skil-sdk {driver.parent.name}"]
+    # SparkArgs.p_args follow the spec path: they reach the driver program as its argv.
+    return [*argv, str(driver), str(spec_path), *args.p_args]
+
+
+def bundle_submit_flags(args: Any, bundle: Any, driver_in_bundle: bool = True) -> list[str]:
+    """spark-submit flags of ``args`` (a SparkArgs) whose executors run ``bundle``: it is
+    shipped with ``--files`` on cluster masters, executors share this machine's node cache
+    on local masters; ``driver_in_bundle`` makes it the driver's Python too."""
     bundle_path = str(Path(bundle.bundle).resolve())
     local = args.master_kind == "local"
     # The bundle travels with the user's own --files (spark-submit keeps one --files flag).
     shipped = args if local else dataclasses.replace(args, files=[*args.files, bundle_path])
-    argv = [str(spark_submit(job.spark_home)), *shipped.to_submit_argv()]
-    if not args.name:
-        argv += ["--name", f"skil-sdk {driver.parent.name}"]
+    argv = list(shipped.to_submit_argv())
     executor_python = bundle_path if local else f"./{Path(bundle_path).name}"
     confs = {
         "spark.pyspark.python": executor_python,
-        "spark.pyspark.driver.python": bundle_path,
         "spark.python.worker.reuse": "true",
         "spark.ui.showConsoleProgress": "false",
     }
+    if driver_in_bundle:
+        confs["spark.pyspark.driver.python"] = bundle_path
     explicit = os.environ.get("SKIL_NODE_CACHE")
     if local or explicit:
         # Executors on this machine share its node cache; remote executors get one only
@@ -50,8 +60,7 @@ def submit_argv(job: JobSpec, bundle: Any, driver: Path, spec_path: Path) -> lis
     for key, value in confs.items():
         if key not in args.conf:
             argv += ["--conf", f"{key}={value}"]
-    # SparkArgs.p_args follow the spec path: they reach the driver program as its argv.
-    return [*argv, str(driver), str(spec_path), *args.p_args]
+    return argv
 
 
 def submit_env(job: JobSpec, bundle: Any, token: str) -> dict[str, str]:

@@ -79,7 +79,7 @@ def submit(
         job = request
     else:
         job = prepare(request, in_session=in_session)
-        _warn_of_ignored_settings(job)
+        _warn_of_ignored_settings(request, job)
     if spark is not None:
         return run_in_session(job, spark, on_log=log, started=started)
     local = job.engine == "local"
@@ -110,14 +110,14 @@ def submit(
 
 
 
-def _warn_of_ignored_settings(job: JobSpec) -> None:
+def _warn_of_ignored_settings(request: InferenceRequest, job: JobSpec) -> None:
     """A Python warning for Spark settings a local-engine job ignores (the CLI prints its
     own line)."""
     import warnings
 
     from skil_sdk.job.prepare import local_engine_warning
 
-    message = local_engine_warning(job)
+    message = local_engine_warning(request, job)
     if message is not None:
         warnings.warn(message, UserWarning, stacklevel=3)
 

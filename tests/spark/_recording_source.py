@@ -67,3 +67,36 @@ class SameRowsAsFrame(KeyedDataSetProvider):
         ids = np.arange(n, dtype=np.int64)
         rows = [(int(i), row.tolist()) for i, row in zip(ids, features_of(ids), strict=True)]
         return spark.createDataFrame(rows, "id bigint, features array<float>").repartition(3)
+
+
+class DyingOnceSource(RecordingSource):
+    """:class:`RecordingSource` whose Python worker dies half-way through the split that
+    starts at ``die_at``, the first time only (a marker file remembers it)."""
+
+    def __init__(self, n: int, splits: int, markers: str, die_at: int) -> None:
+        super().__init__(n, splits, markers)
+        self.die_at = die_at
+
+    def read(self, split: tuple[int, int], batch_size: int) -> Iterator[tuple[Any, Any]]:
+        died = Path(self.markers, "died")
+        for count, batch in enumerate(super().read(split, batch_size)):
+            if split[0] == self.die_at and count == 1 and not died.exists():
+                died.touch()
+                os._exit(17)  # the Python worker dies mid-task; Spark retries the task
+            yield batch
+
+
+class DyingOnceProvider(KeyedDataSetProvider):
+    """An executor source whose worker dies once, mid-task."""
+
+    PLUGIN_NAME = "test-dying-once"
+    OPTIONS = (
+        ProviderOption("n", "rows", default="100"),
+        ProviderOption("splits", "splits", default="5"),
+        ProviderOption("markers", "a directory for the markers", required=True),
+        ProviderOption("die_at", "the first row of the split whose worker dies", default="0"),
+    )
+
+    def data(self, spark: Any, **options: str) -> DyingOnceSource:
+        return DyingOnceSource(int(options["n"]), int(options["splits"]), options["markers"],
+                               int(options["die_at"]))

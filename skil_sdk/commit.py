@@ -1,4 +1,7 @@
-"""The per-task commit of a Parquet output on this machine's file system.
+"""The per-task commit of a Parquet output on a local (or shared, mounted) file system.
+
+Both engines use it: the local engine's workers and Spark's executors write their task
+attempts themselves, and the parent (the driver) commits the attempt that counted.
 
 A task attempt writes ``OUTPUT/_temporary/task-NNNNN-attempt-A.parquet``; committing it
 links it to ``OUTPUT/part-NNNNN.parquet``, which fails when an earlier attempt of the
@@ -16,7 +19,8 @@ TEMPORARY = "_temporary"
 
 
 class LocalCommitter:
-    """Task attempts and their commit into one output directory."""
+    """Task attempts and their commit into one output directory (picklable: executors
+    write their attempts through it)."""
 
     def __init__(self, output: Path) -> None:
         self.output = output
