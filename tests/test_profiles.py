@@ -128,7 +128,7 @@ def test_profiles_cli_list_show_and_errors(skil_home: Path) -> None:
     spark = pip_spark_home()
     write_config(
         skil_home,
-        f'default_profile = "a"\n[profiles.a]\nmaster = "local[2]"\n'
+        f'default_profile = "a"\n[profiles.a]\nmaster = "local[2]"\nengine = "spark"\n'
         f'[profiles.b]\nspark_home = "{spark}"\nmaster = "yarn"\n',
     )
     runner = CliRunner()
@@ -140,6 +140,9 @@ def test_profiles_cli_list_show_and_errors(skil_home: Path) -> None:
     assert "* a" in human.output and str(spark) in human.output
     shown = json.loads(runner.invoke(cli, ["profiles", "show", "b", "--json"]).output)
     assert shown["spark_home"] == str(spark) and shown["spark_args"] == {"master": "yarn"}
+    assert shown["engine"] is None
+    a = runner.invoke(cli, ["profiles", "show", "a"])
+    assert "  engine = spark" in a.output and "  master = local[2]" in a.output
 
     missing = runner.invoke(
         cli, ["infer", "--model", "m", "--provider", "p", "--output", "o", "--profile", "nope"]

@@ -50,7 +50,7 @@ def show_profile(name: str, as_json: bool) -> None:
 
     def human() -> None:
         click.echo(f"{profile.name}{' (default)' if profile.default else ''}  [{profile.path}]")
-        for key in ("spark_home", "advertise_host", "pex_root"):
+        for key in ("spark_home", "advertise_host", "pex_root", "engine"):
             if data[key]:
                 click.echo(f"  {key} = {data[key]}")
         for key, value in sorted(profile.spark_args.items()):

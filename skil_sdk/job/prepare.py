@@ -139,6 +139,11 @@ def choose_engine(request: InferenceRequest, provider: ProviderRef, in_session: 
     return "local"
 
 
+#: Input schemes the local engine reads (pyarrow's file systems; the workers are spawned,
+#: not forked, for the remote ones).
+LOCAL_ENGINE_SCHEMES = ("file://", "s3://", "s3a://")
+
+
 def local_engine_refusals(request: InferenceRequest, provider: ProviderRef) -> list[str]:
     """Why a job cannot run on the local engine (empty when it can)."""
     reasons = []
@@ -168,12 +173,12 @@ def local_engine_refusals(request: InferenceRequest, provider: ProviderRef) -> l
     remote = [
         v
         for k, v in request.provider_options.items()
-        if k in ("path", "labels") and "://" in v and not v.startswith("file://")
+        if k in ("path", "labels") and "://" in v and not v.startswith(LOCAL_ENGINE_SCHEMES)
     ]
     if remote:
         reasons.append(
-            f"the input {remote[0]} is remote, which the local engine does not read yet; use "
-            "--engine spark"
+            f"the input {remote[0]} is on a file system the local engine does not read (it "
+            "reads local paths, s3:// and s3a://); use --engine spark"
         )
     return reasons
 

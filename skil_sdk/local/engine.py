@@ -182,7 +182,12 @@ def _run(
     preloading.join()  # never fork while another thread imports
     outcome = _Outcome()
     if tasks:
-        pool = _Pool(setup, min(workers, len(tasks)), max_failures or DEFAULT_MAX_ATTEMPTS)
+        pool = _Pool(
+            setup,
+            min(workers, len(tasks)),
+            max_failures or DEFAULT_MAX_ATTEMPTS,
+            spawn=_reads_remote_files(job),
+        )
         try:
             outcome = pool.run(tasks, job_id, store, on_progress)
         finally:
@@ -294,6 +299,16 @@ def _preload_for_workers() -> threading.Thread:
     return thread
 
 
+def _reads_remote_files(job: JobSpec) -> bool:
+    """Whether the provider reads from a remote file system (``s3://``): its client (the
+    AWS SDK's threads and connections) is not safe across a fork, so workers are spawned
+    and get the source pickled, as Spark's executors do."""
+    return any(
+        "://" in value and not value.startswith("file://")
+        for value in job.provider_options.values()
+    )
+
+
 def _redacted(job: JobSpec) -> dict[str, str]:
     from skil_sdk.job.spec import redact_options
 
@@ -362,8 +377,11 @@ class _Pool:
     """Worker processes, each handed one task at a time by the parent, so the task of a
     worker that dies is known and queued again (up to ``max_attempts`` attempts)."""
 
-    def __init__(self, setup: WorkerSetup, size: int, max_attempts: int) -> None:
-        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    def __init__(
+        self, setup: WorkerSetup, size: int, max_attempts: int, spawn: bool = False
+    ) -> None:
+        forking = not spawn and "fork" in multiprocessing.get_all_start_methods()
+        method = "fork" if forking else "spawn"
         self._context = multiprocessing.get_context(method)
         self._setup = setup
         self._size = size

@@ -25,7 +25,7 @@ from skil_sdk.errors import SkilError
 
 @dataclass
 class WorkerSetup:
-    """What every worker needs; inherited by the forked workers, never pickled."""
+    """What every worker needs: inherited by forked workers, pickled to spawned ones."""
 
     job_id: str
     provider: str

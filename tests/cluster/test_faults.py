@@ -44,7 +44,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.cluster, pytest.mark.timeout(420)]
 
 SKIL = str(Path(sys.executable).with_name("skil-sdk"))
 ROWS = 3000
-ROW_GROUP = 30  # 100 splits, one task each
+ROW_GROUP = 30  # 100 splits, one task each (--rows-per-task 30)
 
 
 # ---------------------------------------------------------------------------- processes
@@ -144,6 +144,8 @@ def _start_infer(
             "768m",
             "--batch-size",
             "64",
+            "--rows-per-task",
+            str(ROW_GROUP),  # a task per row group: tens of tasks to fault in
             "--json",
         ],
         stdout=subprocess.PIPE,

@@ -312,9 +312,10 @@ def test_cuda_and_remote_inputs_stay_on_spark(tmp_path: Path) -> None:
     with pytest.raises(InvalidValueError, match="--execution-provider cuda runs on the Spark"):
         submit(_request(model_id, "parquet", tmp_path / "o", options={"path": str(data)},
                         execution_provider="cuda"))
-    with pytest.raises(InvalidValueError, match=r"the input s3://bucket/d\.parquet is remote"):
+    with pytest.raises(InvalidValueError, match=r"the input hdfs://nn/d\.parquet is on a file "
+                       "system the local engine does not read"):
         submit(_request(model_id, "parquet", tmp_path / "o",
-                        options={"path": "s3://bucket/d.parquet"}))
+                        options={"path": "hdfs://nn/d.parquet"}))
 
 
 def test_overwrite_replaces_an_earlier_local_output(tmp_path: Path) -> None:

@@ -107,6 +107,42 @@ def test_parquet_over_s3_matches_onnxruntime(spark: Any, tmp_path: Path, s3_endp
     )
 
 
+def test_the_local_engine_reads_parquet_over_s3(tmp_path: Path, s3_endpoint: str) -> None:
+    """No JVM: the local engine's workers (spawned, not forked, for a remote file system)
+    read the row groups from the S3 server themselves."""
+    import io
+    import json
+
+    client = _client(s3_endpoint)
+    client.create_bucket(Bucket="skil-local", ACL="public-read")
+    features = np.random.default_rng(32).standard_normal((120, 4)).astype(np.float32)
+    for part in range(3):
+        rows = slice(part * 40, (part + 1) * 40)
+        column = pa.array(features[rows].tolist(), pa.list_(pa.float32()))
+        table = pa.table({"id": np.arange(120, dtype=np.int64)[rows], "features": column})
+        buffer = io.BytesIO()
+        pq.write_table(table, buffer, row_group_size=20)
+        client.put_object(Bucket="skil-local", Key=f"rows/part-{part}.parquet",
+                          Body=buffer.getvalue(), ACL="public-read")
+    model = models.small_mlp_model(tmp_path)
+    model_id = SkilContext().add_model_to_experiment(model, "s3")
+    request = InferenceRequest(
+        model_id, "parquet", str(tmp_path / "out"), SparkArgs(master="local[2]"),
+        provider_options={"path": "s3://skil-local/rows", "s3_endpoint": s3_endpoint,
+                          "anonymous": "true"},
+    )
+    result = submit(request)
+    assert result.engine == "local" and result.rows == 120
+    table = read_output(tmp_path / "out")
+    assert table.column("id").to_pylist() == list(range(120))
+    expected = run_onnxruntime(model, {"input": features})["output"]
+    np.testing.assert_allclose(
+        np.array(table.column("output").to_pylist()), expected, rtol=1e-5, atol=1e-6
+    )
+    meta = json.loads((tmp_path / "out" / "_skil_job.json").read_text())
+    assert meta["packing"]["splits"] == 6 and len(meta["executors"]) >= 1
+
+
 def test_images_over_s3_equal_pillow_by_hand(tmp_path: Path, s3_endpoint: str) -> None:
     """The images provider lists and decodes s3:// images (a glob, ids relative to it)."""
     from test_images_provider import MEAN, STD, _by_hand, _write_images
