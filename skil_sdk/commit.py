@@ -41,11 +41,16 @@ class LocalCommitter:
     def commit(self, task: int, attempt: int) -> bool:
         """Commit an attempt; False when another attempt of the task committed first."""
         source = self.attempt_path(task, attempt)
+        target = self.part_path(task)
         _fsync_file(source)
         try:
-            os.link(source, self.part_path(task))
+            os.link(source, target)
         except FileExistsError:
             return False
+        except OSError:  # no hard links (FUSE mounts, SMB): the parent is the one committer
+            if target.exists():
+                return False
+            os.rename(source, target)
         finally:
             source.unlink(missing_ok=True)
         _fsync_dir(self.output)

@@ -111,3 +111,10 @@ def test_rebatch_keeps_every_row_whatever_the_size(size: int) -> None:
     out = list(rebatch(incoming, size))
     assert all(len(b.ids) <= size for b in out)
     assert np.concatenate([b.ids for b in out]).tolist() == list(range(15))
+
+
+def test_no_task_passes_the_row_limit_unless_one_split_does() -> None:
+    for sizes in ([1] * 2000 + [1_000_000] * 8, [1_000_000] * 7 + [1] * 3000):
+        packing = pack_tasks(sizes, 2)
+        assert _flat(packing.tasks) == list(range(len(sizes)))
+        assert max(sum(sizes[i] for i in t) for t in packing.tasks) <= MAX_ROWS_PER_TASK

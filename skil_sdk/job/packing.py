@@ -7,10 +7,11 @@ into :data:`TASKS_PER_CORE` shares per core (more when a share would pass
 finish together: each split costs its rows plus :data:`OPEN_COST_ROWS` (opening a file,
 reading a footer) and goes to the share its middle falls in, so consecutive splits make
 one task; a split costing more than a share is a task alone (a Parquet row group is never
-cut). With ``--rows-per-task N``, consecutive splits make tasks of at most ``N`` rows (a
-larger split alone). Splits of unknown size are a task each. Packing keeps the input's
-order and is a pure function of the split sizes, the parallelism and the setting, so a
-job run again with the same parallelism packs the same tasks.
+cut), and no task passes :data:`MAX_ROWS_PER_TASK` rows unless one split does. With
+``--rows-per-task N``, consecutive splits make tasks of at most ``N`` rows (a larger split
+alone). When the source does not report a split's size, every split is a task. Packing
+keeps the input's order and is a pure function of the split sizes, the parallelism and
+the setting, so a job run again with the same parallelism packs the same tasks.
 """
 
 from __future__ import annotations
@@ -66,10 +67,23 @@ def pack_tasks(
     if rows_per_task is not None:
         tasks = _up_to(rows, rows_per_task)
         return Packing(tasks, count, parallelism, rows_per_task, rows_per_task)
+    costs = [r + OPEN_COST_ROWS for r in rows]
     shares = max(parallelism * TASKS_PER_CORE, math.ceil(sum(rows) / MAX_ROWS_PER_TASK))
     shares = min(count, math.ceil(shares / parallelism) * parallelism)
-    tasks = _equal_shares([r + OPEN_COST_ROWS for r in rows], shares)
+    tasks = tuple(
+        piece
+        for task in _equal_shares(costs, shares)
+        for piece in _cut(task, rows, MAX_ROWS_PER_TASK)
+    )
     return Packing(tasks, count, parallelism, math.ceil(sum(rows) / shares), None)
+
+
+def _cut(task: tuple[int, ...], rows: list[int], limit: int) -> tuple[tuple[int, ...], ...]:
+    """``task`` cut into tasks of at most ``limit`` rows where it holds more."""
+    if sum(rows[i] for i in task) <= limit:
+        return (task,)
+    pieces = _up_to([rows[i] for i in task], limit)
+    return tuple(tuple(task[j] for j in piece) for piece in pieces)
 
 
 def _up_to(rows: list[int], limit: int) -> tuple[tuple[int, ...], ...]:

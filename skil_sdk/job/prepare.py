@@ -129,6 +129,10 @@ def choose_engine(request: InferenceRequest, provider: ProviderRef, in_session: 
     wanted = request.engine or "auto"
     if wanted not in ("auto", "local", "spark"):
         raise InvalidValueError(f"engine must be auto, local or spark, not {wanted!r}.")
+    if in_session and wanted == "local":
+        raise InvalidValueError(
+            "A job in a SparkSession runs on Spark; drop engine='local' or the session."
+        )
     if wanted == "spark" or in_session:
         return "spark"
     reasons = local_engine_refusals(request, provider)

@@ -138,7 +138,7 @@ class ExecutorSource(abc.ABC):
         """The rows of one split, if cheap to know (None: unknown).
 
         Splits are packed into tasks by these sizes (many small files in one task, as
-        Spark packs files); splits of unknown size are packed by count.
+        Spark packs files); when a split's size is unknown, every split is a task.
         """
         return None
 

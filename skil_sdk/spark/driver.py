@@ -11,6 +11,7 @@ spec's ``result_path`` for the runner.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from skil_sdk.commit import LocalCommitter
-from skil_sdk.errors import ConflictError, SkilError
+from skil_sdk.errors import ConflictError, InvalidValueError, SkilError
 from skil_sdk.job.spec import (
     INFERENCE,
     OVERWRITE_FORCE,
@@ -122,11 +123,11 @@ def planned_parallelism(sc: Any) -> int:
         return int(sc.defaultParallelism)
     cores = number("spark.executor.cores") or 1
     executors = number("spark.executor.instances")
-    if conf.get("spark.dynamicAllocation.enabled", "false") == "true":
+    if str(conf.get("spark.dynamicAllocation.enabled", "false")).lower() == "true":
         executors = number("spark.dynamicAllocation.maxExecutors") or executors
     if executors:
         return executors * cores
-    return number("spark.cores.max") or max(UNKNOWN_CLUSTER_CORES, int(sc.defaultParallelism))
+    return number("spark.cores.max") or UNKNOWN_CLUSTER_CORES
 
 
 def check_remote_output(spark: Any, output: str, overwrite: str, kind: str) -> None:
@@ -226,7 +227,6 @@ def write_parquet(
     from skil_sdk.spark.schema import output_columns
 
     job = spec.job
-    sc = spark.sparkContext
     post_fn = get_postprocessor(job.postprocess) if job.postprocess else None
     columns = output_columns(dict(job.model.signature), post_fn, dict(job.postprocess_options))
     cfg = executor_config(spec, token, keyed, columns)
@@ -234,8 +234,11 @@ def write_parquet(
     reader, stats = keyed.reader, context["stats"]
     paths = HadoopPath(spark, job.output)
     compute_started = time.time()
+    created = False
     if is_local(job.output):
-        write_tasks(keyed, cfg, id_arrow, stats, job.output, job.overwrite)
+        created = write_tasks(
+            keyed, cfg, id_arrow, stats, job.output, job.overwrite, f"skil-{spec.job_id}"
+        )
     else:
 
         def run_batches(batches: Any) -> Any:
@@ -251,6 +254,27 @@ def write_parquet(
             if created or job.overwrite != OVERWRITE_NO:
                 _remove_quietly(paths)
             raise
+    try:
+        return _record_output(spark, spec, keyed, columns, context, compute_started, paths)
+    except BaseException:
+        if created:  # nothing half-written at a path the job created
+            _remove_quietly(paths)
+        raise
+
+
+def _record_output(
+    spark: Any,
+    spec: DriverSpec,
+    keyed: KeyedInput,
+    columns: Any,
+    context: dict[str, Any],
+    compute_started: float,
+    paths: HadoopPath,
+) -> dict[str, Any]:
+    """``_skil_job.json`` of a written output, then (local outputs) ``_SUCCESS``."""
+    job = spec.job
+    sc = spark.sparkContext
+    stats = context["stats"]
     finished = time.time()
     executors = sorted((stats.value or {}).values(), key=lambda r: (r["host"], r["pid"]))
     rows_written = _rows_written(job.output, sum(int(e["rows"]) for e in executors))
@@ -279,23 +303,29 @@ def write_parquet(
     return {"state": "SUCCEEDED", "rows": rows_written, "executors": executors, "record": record}
 
 
-_TASK_SCHEMA = "task int, attempt int, rows bigint"
+_TASK_SCHEMA = "task int, attempt bigint, rows bigint"
 
 
 def write_tasks(
-    keyed: KeyedInput, cfg: Any, id_arrow: Any, stats: Any, output: str, overwrite: str
-) -> int:
+    keyed: KeyedInput,
+    cfg: Any,
+    id_arrow: Any,
+    stats: Any,
+    output: str,
+    overwrite: str,
+    group: str,
+) -> bool:
     """The executors write their tasks' Parquet themselves (pyarrow, one file per task
     attempt); the attempts Spark counted as successful are committed here, one part file
-    per task (:mod:`skil_sdk.commit`). Return the rows committed; a failure leaves
-    nothing at an output path the job created, and no temporary files."""
+    per task (:mod:`skil_sdk.commit`). Return whether the job created the output path; a
+    failure leaves nothing at an output path the job created, and no temporary files."""
     import shutil
 
     import pyarrow as pa
 
     from skil_sdk.spark import executor
 
-    root = local_path(output)
+    root = local_path(output).resolve()  # executors have other working directories
     existed = root.exists()
     if existed and overwrite != OVERWRITE_NO:
         # checked when the job was prepared: an earlier output, or --overwrite=force
@@ -313,14 +343,24 @@ def write_tasks(
         task = TaskContext.get()
         if task is None:  # mapInArrow functions run in Spark tasks
             raise RuntimeError("write_task runs inside a Spark task")
-        number, attempt = task.partitionId(), task.attemptNumber()
+        # taskAttemptId is unique in the application: a retried stage's attempts (which
+        # count attemptNumber from 0 again) never share a file
+        number, attempt = task.partitionId(), task.taskAttemptId()
+        if not committer.temporary.is_dir():
+            raise InvalidValueError(
+                f"The output {root} is not on a file system this executor shares with the "
+                "driver; write to a shared path, or to hdfs:// or s3a://."
+            )
         rows = 0
-        with pq.ParquetWriter(committer.attempt_path(number, attempt), schema) as writer:
+        with (
+            open(committer.attempt_path(number, attempt), "xb") as handle,
+            pq.ParquetWriter(handle, schema) as writer,
+        ):
             for out in executor.infer_batches(cfg, reader(batches), id_arrow, stats):
                 writer.write_batch(out)
                 rows += out.num_rows
         yield pa.RecordBatch.from_arrays(
-            [pa.array([number], pa.int32()), pa.array([attempt], pa.int32()),
+            [pa.array([number], pa.int32()), pa.array([attempt], pa.int64()),
              pa.array([rows], pa.int64())],
             names=["task", "attempt", "rows"],
         )
@@ -328,15 +368,22 @@ def write_tasks(
     try:
         counted = keyed.frame.mapInArrow(write_task, _TASK_SCHEMA).collect()
         for row in sorted(counted):
-            committer.commit(int(row["task"]), int(row["attempt"]))
+            if not committer.commit(int(row["task"]), int(row["attempt"])):
+                raise ConflictError(
+                    f"Another job wrote {committer.part_path(int(row['task']))} while this one "
+                    "ran; give each job its own output path."
+                )
         if not counted:  # no tasks ran: one empty part file carries the schema
             import pyarrow.parquet as pq
 
             pq.write_table(schema.empty_table(), committer.part_path(0))
     except BaseException:
+        # stop what still runs (a notebook's Ctrl-C ends collect(), not the Spark job)
+        with contextlib.suppress(Exception):
+            keyed.frame.sparkSession.sparkContext.cancelJobGroup(group)
         shutil.rmtree(root if not existed else committer.temporary, ignore_errors=True)
         raise
-    return sum(int(row["rows"]) for row in counted)
+    return not existed
 
 
 def _rows_written(output: str, reported: int) -> int:

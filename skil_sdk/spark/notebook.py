@@ -42,8 +42,15 @@ def bundle_session(
 
     if SparkContext._active_spark_context is not None:
         raise ConflictError(
-            "A SparkSession is already running in this process; stop it (spark.stop()) "
-            "before spark_session(), or pass it to batch_inference(spark=...) as it is."
+            "A SparkSession is already running in this process; pass it to "
+            "batch_inference(spark=...) as it is, or restart the kernel before "
+            "spark_session()."
+        )
+    if SparkContext._gateway is not None or "PYSPARK_GATEWAY_PORT" in os.environ:
+        raise ConflictError(
+            "This process already started Spark's JVM (a stopped session, or a kernel "
+            "started by pyspark), which keeps its launch settings; restart the kernel before "
+            "spark_session()."
         )
     args.validate()
     if args.deploy_mode == "cluster":
