@@ -15,6 +15,8 @@ import os
 import shutil
 from pathlib import Path
 
+from skil_sdk.storage import fsync
+
 TEMPORARY = "_temporary"
 
 
@@ -42,7 +44,7 @@ class LocalCommitter:
         """Commit an attempt; False when another attempt of the task committed first."""
         source = self.attempt_path(task, attempt)
         target = self.part_path(task)
-        _fsync_file(source)
+        fsync(source)
         try:
             os.link(source, target)
         except FileExistsError:
@@ -53,7 +55,7 @@ class LocalCommitter:
             os.rename(source, target)
         finally:
             source.unlink(missing_ok=True)
-        _fsync_dir(self.output)
+        fsync(self.output)
         return True
 
     def committed(self) -> list[int]:
@@ -64,17 +66,4 @@ class LocalCommitter:
         """Remove the temporary directory and write ``_SUCCESS`` (last)."""
         shutil.rmtree(self.temporary, ignore_errors=True)
         (self.output / "_SUCCESS").touch()
-        _fsync_dir(self.output)
-
-
-def _fsync_file(path: Path) -> None:
-    with path.open("rb") as handle:
-        os.fsync(handle.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+        fsync(self.output)

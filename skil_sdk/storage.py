@@ -53,24 +53,25 @@ def path_lock(path: Path, timeout: float = -1) -> Iterator[None]:
         yield
 
 
+def fsync(path: Path | str) -> None:
+    """Flush a file's or a directory's entries to disk (raises OSError when it cannot)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _fsync_dir(path: Path) -> None:
     with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync(path)
 
 
 def _fsync_tree(root: Path) -> None:
     for dirpath, _dirs, files in os.walk(root):
         for name in files:
             with contextlib.suppress(OSError):
-                fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
+                fsync(os.path.join(dirpath, name))
 
 
 def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> None:
@@ -221,6 +222,14 @@ def _remove_unlocked(entry: Path, target: Path) -> bool:
             return True
     except Timeout:
         return False
+
+
+def remove_entry(entry: Path) -> None:
+    """Remove a directory tree, a file or a link (a link, not what it points to)."""
+    if entry.is_dir() and not entry.is_symlink():
+        shutil.rmtree(entry)
+    else:
+        entry.unlink()
 
 
 def _remove(entry: Path) -> None:

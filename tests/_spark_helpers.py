@@ -23,6 +23,17 @@ def write_features_parquet(
     return path
 
 
+def write_small_files(directory: Path, files: int, rows: int, seed: int) -> np.ndarray:
+    """``files`` Parquet files of ``rows`` rows each (ids 0.. in order, 4 float32 features,
+    one row group per file) under ``directory``; return all the features in id order."""
+    features = np.random.default_rng(seed).standard_normal((files * rows, 4)).astype(np.float32)
+    for f in range(files):
+        ids = np.arange(f * rows, (f + 1) * rows, dtype=np.int64)
+        write_features_parquet(directory / f"f{f:03d}.parquet", ids,
+                               features[f * rows:(f + 1) * rows], rows)
+    return features
+
+
 def run_onnxruntime(model: Path, feeds: dict[str, np.ndarray]) -> dict[str, Any]:
     """The model run directly by onnxruntime (the reference the jobs are compared with)."""
     import onnxruntime as ort

@@ -143,9 +143,9 @@ def choose_engine(request: InferenceRequest, provider: ProviderRef, in_session: 
     return "local"
 
 
-#: Input schemes the local engine reads (pyarrow's file systems; the workers are spawned,
-#: not forked, for the remote ones).
-LOCAL_ENGINE_SCHEMES = ("file://", "s3://", "s3a://")
+#: Remote input schemes the local engine reads (pyarrow's S3 file system; its workers are
+#: spawned, not forked, for them).
+LOCAL_ENGINE_SCHEMES = ("s3://", "s3a://")
 
 
 def local_engine_refusals(request: InferenceRequest, provider: ProviderRef) -> list[str]:
@@ -177,7 +177,7 @@ def local_engine_refusals(request: InferenceRequest, provider: ProviderRef) -> l
     remote = [
         v
         for k, v in request.provider_options.items()
-        if k in ("path", "labels") and "://" in v and not v.startswith(LOCAL_ENGINE_SCHEMES)
+        if k in ("path", "labels") and not is_local(v) and not v.startswith(LOCAL_ENGINE_SCHEMES)
     ]
     if remote:
         reasons.append(

@@ -34,9 +34,9 @@ from skil_sdk.errors import InvalidValueError, JobError, SkilError
 from skil_sdk.home import skil_home
 from skil_sdk.job.spec import INFERENCE, OVERWRITE_NO, JobSpec
 from skil_sdk.local.worker import WorkerSetup, worker_main
-from skil_sdk.storage import ensure_dir
+from skil_sdk.storage import ensure_dir, remove_entry
 from skil_sdk.store.jobs import SUCCEEDED, JobStore, recording_failure
-from skil_sdk.uris import local_path
+from skil_sdk.uris import is_local, local_path
 
 #: Attempts of a task whose worker died, when the master does not say (``local[N,F]``).
 DEFAULT_MAX_ATTEMPTS = 4
@@ -70,7 +70,7 @@ def run_local_job(
         with recording_failure(store, job_id, lambda: _discard(output, existed), "the engine"):
             if output is not None and existed and job.overwrite != OVERWRITE_NO:
                 # checked when the job was prepared: an earlier output, or --overwrite=force
-                shutil.rmtree(output) if output.is_dir() else output.unlink()
+                remove_entry(output)
                 existed = False
             store.mark_running(job_id)
             rows, executors, metrics = _run(job_id, job, output, log_path, store, on_progress)
@@ -135,6 +135,7 @@ def _run(
     from skil_sdk.providers.arrays import arrow_type_of_spark_name
     from skil_sdk.providers.interface import ExecutorSource
     from skil_sdk.spark.adapter import call_provider, require_labels, source_package_dir
+    from skil_sdk.spark.executor import ExecutorConfig
     from skil_sdk.spark.masters import local_threads
     from skil_sdk.spark.schema import output_columns
     from skil_sdk.store.models import verify_model
@@ -155,7 +156,7 @@ def _run(
         require_labels(source, info.name, job.label_column)
     post_fn = get_postprocessor(job.postprocess) if job.postprocess else None
     columns = output_columns(dict(job.model.signature), post_fn, dict(job.postprocess_options))
-    config = _config(job_id, job, source.id_type(), columns)
+    config = ExecutorConfig.of_job(job, job_id, id_type=source.id_type(), columns=columns)
     id_arrow = arrow_type_of_spark_name(source.id_type())
     committer = None
     if output is not None:
@@ -303,34 +304,13 @@ def _reads_remote_files(job: JobSpec) -> bool:
     """Whether the provider reads from a remote file system (``s3://``): its client (the
     AWS SDK's threads and connections) is not safe across a fork, so workers are spawned
     and get the source pickled, as Spark's executors do."""
-    return any(
-        "://" in value and not value.startswith("file://")
-        for value in job.provider_options.values()
-    )
+    return not all(is_local(value) for value in job.provider_options.values())
 
 
 def _redacted(job: JobSpec) -> dict[str, str]:
     from skil_sdk.job.spec import redact_options
 
     return redact_options(job.provider_options)
-
-
-def _config(job_id: str, job: JobSpec, id_type: str, columns: Any) -> Any:
-    from skil_sdk.spark.executor import ExecutorConfig
-
-    return ExecutorConfig(
-        job_id=job_id,
-        model_id=job.model.id,
-        model_sha256=job.model.sha256,
-        server_url="",
-        token="",
-        batch_size=job.batch_size,
-        id_type=id_type,
-        columns=tuple(columns),
-        postprocess=job.postprocess,
-        postprocess_options=tuple(sorted(job.postprocess_options.items())),
-        input_shapes=tuple(sorted((k, tuple(v)) for k, v in job.input_shapes.items())),
-    )
 
 
 def _rows_in(output: Path) -> int:

@@ -32,7 +32,7 @@ from skil_sdk.job.spec import (
 from skil_sdk.providers.arrays import arrow_type_of_spark_name
 from skil_sdk.spark.adapter import KeyedInput, adapt, call_provider
 from skil_sdk.spark.hadoop import HadoopPath
-from skil_sdk.storage import atomic_write_text
+from skil_sdk.storage import atomic_write_text, remove_entry
 from skil_sdk.uris import is_local, local_path
 
 _ERROR_LINE = re.compile(r"skil_sdk\.errors\.(\w+): (.+)")
@@ -57,24 +57,17 @@ def executor_config(
     """The :class:`~skil_sdk.spark.executor.ExecutorConfig` of a job (its one place)."""
     from skil_sdk.spark.executor import ExecutorConfig
 
-    job = spec.job
-    return ExecutorConfig(
-        job_id=spec.job_id,
-        model_id=job.model.id,
-        model_sha256=job.model.sha256,
+    return ExecutorConfig.of_job(
+        spec.job,
+        spec.job_id,
+        id_type=keyed.id_type if keyed is not None else "bigint",
+        columns=columns,
+        keep=keyed.keep if keyed is not None else (),
+        keep_types=keyed.keep_arrow if keyed is not None else (),
         server_url=spec.server_url,
         token=token,
-        batch_size=job.batch_size,
-        id_type=keyed.id_type if keyed is not None else "bigint",
-        columns=tuple(columns),
-        keep_columns=tuple(name for name, _type in keyed.keep) if keyed is not None else (),
-        keep_types=keyed.keep_arrow if keyed is not None else (),
-        postprocess=job.postprocess,
-        postprocess_options=tuple(sorted(job.postprocess_options.items())),
-        execution_provider=job.execution_provider,
         bundle_hash=spec.bundle_hash,
         node_cache=spec.node_cache,
-        input_shapes=tuple(sorted((k, tuple(v)) for k, v in job.input_shapes.items())),
     )
 
 
@@ -329,7 +322,7 @@ def write_tasks(
     existed = root.exists()
     if existed and overwrite != OVERWRITE_NO:
         # checked when the job was prepared: an earlier output, or --overwrite=force
-        shutil.rmtree(root) if root.is_dir() else root.unlink()
+        remove_entry(root)
         existed = False
     committer = LocalCommitter(root)
     committer.setup()

@@ -54,6 +54,42 @@ class ExecutorConfig:
     #: ``(input name, per-row shape)`` pairs from ``--input-shape``.
     input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
 
+    @classmethod
+    def of_job(
+        cls,
+        job: Any,
+        job_id: str,
+        *,
+        id_type: str = "bigint",
+        columns: Any = (),
+        keep: tuple[tuple[str, str], ...] = (),
+        keep_types: tuple[Any, ...] = (),
+        server_url: str = "",
+        token: str = "",
+        bundle_hash: str | None = None,
+        node_cache: str | None = None,
+    ) -> ExecutorConfig:
+        """The config of ``job`` (a :class:`~skil_sdk.job.spec.JobSpec`), for both engines
+        (the local engine's workers need no server, token, bundle or node cache)."""
+        return cls(
+            job_id=job_id,
+            model_id=job.model.id,
+            model_sha256=job.model.sha256,
+            server_url=server_url,
+            token=token,
+            batch_size=job.batch_size,
+            id_type=id_type,
+            columns=tuple(columns),
+            keep_columns=tuple(name for name, _type in keep),
+            keep_types=keep_types,
+            postprocess=job.postprocess,
+            postprocess_options=tuple(sorted(job.postprocess_options.items())),
+            execution_provider=job.execution_provider,
+            bundle_hash=bundle_hash,
+            node_cache=node_cache,
+            input_shapes=tuple(sorted((k, tuple(v)) for k, v in job.input_shapes.items())),
+        )
+
     def arrow_schema(self, id_arrow_type: pa.DataType) -> pa.Schema:
         """The Arrow schema of the batches written."""
         fields = [pa.field("id", id_arrow_type)]

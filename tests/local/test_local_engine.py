@@ -17,7 +17,12 @@ import _model_fixtures as models
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from _spark_helpers import read_output, run_onnxruntime, write_features_parquet
+from _spark_helpers import (
+    read_output,
+    run_onnxruntime,
+    write_features_parquet,
+    write_small_files,
+)
 from _waiting import wait_for
 
 from skil_sdk import SkilContext, SparkArgs
@@ -106,19 +111,11 @@ def test_local_and_spark_write_the_same_rows(spark: Any, tmp_path: Path) -> None
     )
 
 
-def _small_files(tmp_path: Path, files: int, rows: int) -> tuple[Path, np.ndarray]:
-    features = np.random.default_rng(5).standard_normal((files * rows, 4)).astype(np.float32)
-    for f in range(files):
-        ids = np.arange(f * rows, (f + 1) * rows, dtype=np.int64)
-        write_features_parquet(tmp_path / "small" / f"f{f:03d}.parquet", ids,
-                               features[f * rows:(f + 1) * rows], rows)
-    return tmp_path / "small", features
-
-
 def test_packed_tasks_write_exactly_the_rows_of_unpacked_ones(tmp_path: Path) -> None:
     model = models.small_mlp_model(tmp_path)
     model_id = SkilContext().add_model_to_experiment(model, "local")
-    data, features = _small_files(tmp_path, 60, 25)
+    data = tmp_path / "small"
+    features = write_small_files(data, 60, 25, seed=5)
     options = {"path": str(data)}
     submit(_request(model_id, "parquet", tmp_path / "packed", options=options))
     submit(_request(model_id, "parquet", tmp_path / "unpacked", options=options,

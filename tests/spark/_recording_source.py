@@ -91,9 +91,7 @@ class DyingOnceProvider(KeyedDataSetProvider):
 
     PLUGIN_NAME = "test-dying-once"
     OPTIONS = (
-        ProviderOption("n", "rows", default="100"),
-        ProviderOption("splits", "splits", default="5"),
-        ProviderOption("markers", "a directory for the markers", required=True),
+        *RecordingProvider.OPTIONS,
         ProviderOption("die_at", "the first row of the split whose worker dies", default="0"),
     )
 

@@ -66,17 +66,13 @@ def test_splits_are_read_on_executors_and_match_the_dataframe_path(
 def test_packed_tasks_on_spark_write_the_rows_of_unpacked_ones(spark: Any, tmp_path: Path) -> None:
     import json
 
-    from _spark_helpers import run_onnxruntime, write_features_parquet
+    from _spark_helpers import run_onnxruntime, write_small_files
 
     from skil_sdk.job.packing import pack_tasks
 
     model = models.small_mlp_model(tmp_path)
     model_id = SkilContext().add_model_to_experiment(model, "src")
-    features = np.random.default_rng(2).standard_normal((40 * 20, 4)).astype(np.float32)
-    for f in range(40):
-        write_features_parquet(tmp_path / "small" / f"f{f:02d}.parquet",
-                               np.arange(f * 20, (f + 1) * 20, dtype=np.int64),
-                               features[f * 20:(f + 1) * 20], 20)
+    features = write_small_files(tmp_path / "small", 40, 20, seed=2)
 
     def run(output: Path, rows_per_task: int | None) -> Any:
         request = InferenceRequest(
