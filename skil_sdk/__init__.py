@@ -18,6 +18,7 @@ __version__ = "0.1.0"
 _LAZY: dict[str, str] = {
     "SkilContext": "skil_sdk.context:SkilContext",
     "SparkArgs": "skil_sdk.spark.args:SparkArgs",
+    "BadRows": "skil_sdk.inference.quarantine:BadRows",
     "build": "skil_sdk.builder.api:build",
     "publish": "skil_sdk.builder.api:publish",
     "load_results": "skil_sdk.results:load_results",
@@ -26,6 +27,7 @@ _LAZY: dict[str, str] = {
 }
 
 __all__ = [
+    "BadRows",
     "ExecutorSource",
     "KeyedDataSetProvider",
     "ProviderOption",

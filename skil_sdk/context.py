@@ -50,6 +50,7 @@ class SkilContext:
         input_shapes: dict[str, Any] | None = None,
         engine: str | None = None,
         rows_per_task: int | None = None,
+        max_bad_rows: str | int | None = None,
         detach: bool = False,
         spark: Any = None,
         provider_options: dict[str, Any] | None = None,
@@ -65,8 +66,10 @@ class SkilContext:
         of inputs whose dims are dynamic, as ``--input-shape`` does; ``engine`` is
         ``spark``, ``local`` or ``auto`` (the default, unless the profile names one), as
         ``--engine``, and ``rows_per_task`` the
-        target rows of a packed task, as ``--rows-per-task``. With ``spark`` (a
-        SparkSession: a notebook's, or one from :meth:`spark_session`) the job runs in
+        target rows of a packed task, as ``--rows-per-task``. ``max_bad_rows`` (a count,
+        or a share such as ``"0.1%"``) lets that many rows that cannot be fed to the model
+        go to ``OUTPUT/_errors/`` instead of failing the job, as ``--max-bad-rows``. With
+        ``spark`` (a SparkSession: a notebook's, or one from :meth:`spark_session`) the job runs in
         that session, as SKIL's ``batchInference(z, ...)`` did, on the Spark engine.
         Blocks until the job ends (unless ``detach``) and returns the job id; a failed job raises
         :class:`skil_sdk.errors.JobError`. The provider's options are the other keyword
@@ -94,12 +97,25 @@ class SkilContext:
             input_shapes={k: [int(d) for d in v] for k, v in (input_shapes or {}).items()},
             engine=engine,
             rows_per_task=rows_per_task,
+            max_bad_rows=max_bad_rows,
         )
         if spark is not None and detach:
             raise InvalidValueError(
                 "A job in the caller's SparkSession runs in the foreground; drop detach=True."
             )
         return submit(request, detach=detach, spark=spark).job_id
+
+    def resume(
+        self, job_id: str, *, max_bad_rows: str | int | None = None, detach: bool = False
+    ) -> str:
+        """Continue a failed, killed or interrupted batch-inference job, as ``skil-sdk jobs
+        resume``: its committed tasks are kept and only the others run. ``max_bad_rows``
+        gives the tasks left a new budget of bad rows. Refused, naming what changed, when
+        the model, the bundle, the provider or the input changed since the first run.
+        Blocks until the job ends (unless ``detach``) and returns the job id."""
+        from skil_sdk.job.resume import resume
+
+        return str(resume(job_id, max_bad_rows=max_bad_rows, detach=detach).job_id)
 
     def evaluate(
         self,

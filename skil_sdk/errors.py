@@ -17,6 +17,9 @@ class SkilError(Exception):
 
     code = "error"
     http_status = 400
+    #: False for a failure that resuming the job would meet again (its input changed, its
+    #: rows do not add up): its message does not point at ``skil-sdk jobs resume``.
+    resumable = True
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -66,9 +69,24 @@ class BuildError(SkilError):
 
 
 class ModelError(SkilError):
-    """A model file is not a usable ONNX model, or inputs do not fit it."""
+    """A model file is not a usable ONNX model, or inputs do not fit it.
+
+    ``stage`` says where rows failed, for the quarantine (``OUTPUT/_errors/``): ``read``
+    (a provider's reader), ``shape`` (rows that do not fit the model's input shape),
+    ``cast`` (values that are not of the input's type) or ``model`` (onnxruntime).
+    """
 
     code = "invalid_model"
+
+    def __init__(self, message: str, stage: str | None = None) -> None:
+        super().__init__(message)
+        self.stage = stage
+
+
+class BadRowsError(ModelError):
+    """More rows could not be fed to the model than the job's ``--max-bad-rows`` allows."""
+
+    code = "too_many_bad_rows"
 
 
 class IntegrityError(SkilError):

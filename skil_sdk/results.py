@@ -32,6 +32,7 @@ def results_dataset(path: str | Path) -> Any:
     """The finished output at ``path`` as a ``pyarrow.dataset.Dataset`` (nothing read yet).
 
     The directory must hold ``_SUCCESS``: outputs of failed or running jobs are refused.
+    Entries named ``_*`` or ``.*`` (``_errors/``, the quarantined rows) are not read.
     """
     import pyarrow.dataset as ds
     import pyarrow.fs as pafs
@@ -42,9 +43,52 @@ def results_dataset(path: str | Path) -> Any:
         raise NotFoundError(f"No results at {path}; check the output path of the job.")
     if filesystem.get_file_info(f"{root}/_SUCCESS").type == pafs.FileType.NotFound:
         raise InvalidValueError(
-            f"{path} has no _SUCCESS marker, so its job did not finish; rerun it with --overwrite."
+            f"{path} has no _SUCCESS marker, so its job did not finish; resume it "
+            "(`skil-sdk jobs resume JOB`) or rerun it with --overwrite."
         )
-    return ds.dataset(root, filesystem=filesystem, format="parquet", exclude_invalid_files=True)
+    return ds.dataset(
+        root,
+        filesystem=filesystem,
+        format="parquet",
+        exclude_invalid_files=True,
+        ignore_prefixes=[".", "_"],
+    )
+
+
+def load_errors(path: str | Path) -> Any:
+    """The rows a job quarantined (``id``, ``stage``, ``error``, ``source``, ``row_offset``)
+    as a ``pyarrow.Table``: ``OUTPUT/_errors/`` of a finished output, or the committed
+    tasks' of a job that stopped (``OUTPUT/_temporary/committed``). Empty when none."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+    import pyarrow.fs as pafs
+
+    from skil_sdk.commit import COMMITTED, ERRORS, TEMPORARY
+    from skil_sdk.inference.quarantine import ERRORS_DIR
+
+    filesystem, root = _filesystem(path)
+    if filesystem.get_file_info(root).type == pafs.FileType.NotFound:
+        raise NotFoundError(f"No results at {path}; check the output path of the job.")
+    files = [
+        info.path
+        for where in (f"{root}/{ERRORS_DIR}", f"{root}/{TEMPORARY}/{COMMITTED}")
+        for info in _listing(filesystem, where)
+        if info.type == pafs.FileType.File
+        and (info.base_name == ERRORS or info.path.startswith(f"{root}/{ERRORS_DIR}/"))
+        and info.base_name.endswith(".parquet")
+    ]
+    if not files:
+        return pa.table({"id": pa.array([], pa.null()), "stage": pa.array([], pa.string()),
+                         "error": pa.array([], pa.string())})
+    return ds.dataset(sorted(files), filesystem=filesystem, format="parquet").to_table()
+
+
+def _listing(filesystem: Any, where: str) -> list[Any]:
+    import pyarrow.fs as pafs
+
+    if filesystem.get_file_info(where).type != pafs.FileType.Directory:
+        return []
+    return list(filesystem.get_file_info(pafs.FileSelector(where, recursive=True)))
 
 
 def load_results(path: str | Path) -> Any:
@@ -96,3 +140,32 @@ def job_metadata(path: str | Path) -> dict[str, Any]:
     with filesystem.open_input_stream(meta) as handle:
         data: dict[str, Any] = json.loads(handle.read().decode("utf-8"))
     return data
+
+
+def kept_tasks(output: str | None, job_id: str) -> tuple[int, int] | None:
+    """``(committed, total)`` tasks of job ``job_id`` kept at a local ``output`` for
+    ``skil-sdk jobs resume`` (None: the output holds no plan of that job)."""
+    from skil_sdk.commit import LocalCommitter
+    from skil_sdk.uris import is_local, local_path
+
+    if not output or not is_local(output):
+        return None
+    committer = LocalCommitter(local_path(output))
+    plan = committer.read_plan()
+    if plan is None or plan.get("job_id") != job_id:
+        return None
+    return len(committer.committed()), len(plan["tasks"])
+
+
+def quarantined_head(output: str | None, limit: int = 5) -> list[dict[str, Any]]:
+    """The first rows a job quarantined at a local ``output`` (none when it holds none)."""
+    from skil_sdk.errors import SkilError
+    from skil_sdk.uris import is_local
+
+    if not output or not is_local(output):
+        return []
+    try:
+        rows: list[dict[str, Any]] = load_errors(output).slice(0, limit).to_pylist()
+    except (SkilError, OSError):
+        return []
+    return rows

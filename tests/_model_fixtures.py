@@ -134,6 +134,20 @@ def int64_input_model(directory: Path, name: str = "ids.onnx") -> Path:
     return _save(_model(graph), directory / name)
 
 
+def gather_model(directory: Path, name: str = "gather.onnx") -> Path:
+    """Input ``index`` int64 [N, 1] -> ``value`` float [N, 1], ``value = TABLE[index]`` for
+    ``TABLE = [0.5, 1.5, 2.5]``: onnxruntime refuses a batch holding an index past 2."""
+    table = numpy_helper.from_array(np.array([0.5, 1.5, 2.5], dtype=np.float32), "table")
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["table", "index"], ["value"], axis=0)],
+        "gather",
+        [helper.make_tensor_value_info("index", TensorProto.INT64, ["N", 1])],
+        [helper.make_tensor_value_info("value", TensorProto.FLOAT, ["N", 1])],
+        initializer=[table],
+    )
+    return _save(_model(graph), directory / name)
+
+
 def external_data_model(directory: Path, name: str = "ext.onnx", seed: int = 2) -> Path:
     """A small MLP whose weights live in ``ext.weights`` beside it (onnx external data)."""
     model = _model(mlp_graph((4, 8, 3), seed))

@@ -4,6 +4,7 @@ layout; ids are relative paths; an undecodable file is named."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from skil_sdk.errors import InvalidValueError, ProviderError
+from skil_sdk import BadRows
+from skil_sdk.errors import InvalidValueError
 from skil_sdk.providers.images import ImagesProvider
 
 MEAN = (0.485, 0.456, 0.406)
@@ -132,8 +134,13 @@ def test_an_undecodable_file_is_named(tmp_path: Path) -> None:
     _write_images(tmp_path / "imgs")
     (tmp_path / "imgs" / "cats" / "broken.png").write_bytes(b"\x89PNG not really")
     source = ImagesProvider().data(None, path=str(tmp_path / "imgs"), size="8,8")
-    with pytest.raises(ProviderError, match=r"broken\.png cannot be decoded as an image"):
-        _read_all(source)
+    bad = [item for split in source.splits() for item in source.read(split, 3)
+           if isinstance(item, BadRows)]
+    assert len(bad) == 1, bad
+    (bad_id,) = bad[0].ids
+    assert str(bad_id).endswith("broken.png")
+    assert re.search(r"broken\.png cannot be decoded as an image", str(bad[0].error))
+    assert bad[0].stage == "read" and str(bad[0].source).endswith("broken.png")
 
 
 def test_bad_options_are_refused(tmp_path: Path) -> None:

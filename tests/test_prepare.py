@@ -333,16 +333,16 @@ def test_a_failed_job_removes_only_an_output_it_created(tmp_path: Path) -> None:
     theirs = tmp_path / "theirs"
     theirs.mkdir()
     (theirs / "data.csv").write_text("keep")
-    discard_incomplete_output(make_job(output=str(theirs), overwrite="force"), existed=True)
+    discard_incomplete_output(make_job(output=str(theirs), overwrite="force"), True, "job-x")
     assert (theirs / "data.csv").read_text() == "keep", "a path that existed is never removed"
     ours = tmp_path / "ours"
     (ours / "_temporary" / "0").mkdir(parents=True)
-    discard_incomplete_output(make_job(output=str(ours)), existed=False)
+    discard_incomplete_output(make_job(output=str(ours)), False, "job-x")
     assert not ours.exists(), "an incomplete output the job created is removed"
     done = tmp_path / "done"
     done.mkdir()
     (done / "_SUCCESS").touch()
-    discard_incomplete_output(make_job(output=str(done)), existed=False)
+    discard_incomplete_output(make_job(output=str(done)), False, "job-x")
     assert (done / "_SUCCESS").exists(), "a committed output stays"
 
 

@@ -266,6 +266,15 @@ def _print_spec(spec: dict[str, Any]) -> None:
     metavar="KEY=VALUE",
     help="An option for the post-processor (e.g. k=3 for topk).",
 )
+@click.option(
+    "--max-bad-rows",
+    default=None,
+    metavar="N|P%",
+    help="Rows that cannot be fed to the model (wrong length, null, a value that does not "
+    "cast, a row onnxruntime refuses) to quarantine in OUTPUT/_errors/ instead of failing: "
+    "a count (25) or a share of the input (0.1%). Default 0: the first bad row fails the "
+    "job, named by its id.",
+)
 @dry_run_option
 @job_submit_options
 @spark_options
@@ -287,6 +296,7 @@ def infer(**values: Any) -> None:
         spark_args=build_spark_args(values, parse_pairs(values["conf"], "--conf")),
         batch_size=values["batch_size"],
         rows_per_task=values["rows_per_task"],
+        max_bad_rows=values["max_bad_rows"],
         provider_options=parse_pairs(values["provider_option"], "--provider-option"),
         overwrite=values["overwrite"],
         keep_columns=list(values["keep_columns"]),
@@ -303,25 +313,33 @@ def infer(**values: Any) -> None:
     result = run_prepared(request, values, as_json, detach=values["detach"])
     if result is None:
         return
+    emit(as_json, result.to_dict(), lambda: print_job_result(result, values["detach"]))
 
-    def human() -> None:
-        if values["detach"]:
-            click.echo(
-                f"Job {result.job_id} started; follow it with `skil-sdk jobs wait {result.job_id}`."
-            )
-            return
-        where = (
-            "local engine"
-            if result.engine == "local"
-            else f"bundle {result.bundle_hash and result.bundle_hash[:12]}"
-        )
+
+def print_job_result(result: Any, detach: bool) -> None:
+    """The lines ``infer`` and ``jobs resume`` print about a job's end."""
+    if detach:
         click.echo(
-            f"Job {result.job_id} {result.state}: {result.rows:,} rows written to {result.output} "
-            f"in {result.seconds:.1f} s ({where})."
+            f"Job {result.job_id} started; follow it with `skil-sdk jobs wait {result.job_id}`."
         )
-        click.echo(after_job_hint(result.job_id))
-
-    emit(as_json, result.to_dict(), human)
+        return
+    where = (
+        "local engine"
+        if result.engine == "local"
+        else f"bundle {result.bundle_hash and result.bundle_hash[:12]}"
+    )
+    click.echo(
+        f"Job {result.job_id} {result.state}: {result.rows:,} rows written to {result.output} "
+        f"in {result.seconds:.1f} s ({where})."
+    )
+    if result.rows_quarantined:
+        click.echo(
+            f"{result.rows_quarantined:,} bad rows were quarantined; see them with "
+            f"`skil-sdk results errors {result.output}`."
+        )
+    if result.tasks_kept:
+        click.echo(f"{result.tasks_kept} of {result.tasks} tasks were kept from earlier runs.")
+    click.echo(after_job_hint(result.job_id))
 
 
 def after_job_hint(job_id: str) -> str:

@@ -69,6 +69,21 @@ def _show(record: JobRecord) -> None:
     ):
         click.echo(f"{key:12} {data[key]}")
     click.echo(f"{'elapsed':12} {_elapsed(record)}")
+    for key in ("rows_in", "rows_written", "rows_quarantined"):
+        if data.get(key) is not None:
+            click.echo(f"{key:12} {data[key]:,}")
+    from skil_sdk.results import kept_tasks, quarantined_head
+
+    kept = kept_tasks(record.output_path, record.id)
+    if kept is not None and record.state != "SUCCEEDED":
+        done, total = kept
+        click.echo(
+            f"{'committed':12} {done} of {total} tasks ({total - done} to run: "
+            f"`skil-sdk jobs resume {record.id}`)"
+        )
+    head = quarantined_head(record.output_path) if record.kind == "inference" else []
+    for row in head:
+        click.echo(f"{'bad row':12} id {row['id']!r} ({row['stage']}): {row['error']}")
     if record.error:
         click.echo(f"{'error':12} {record.error}")
     for executor in record.executors:
@@ -82,10 +97,20 @@ def _show(record: JobRecord) -> None:
 @click.argument("job_id")
 @json_option
 def show_command(job_id: str, as_json: bool) -> None:
-    """Show one job: state, progress, executors, error."""
+    """Show one job: state, progress, rows, committed tasks, executors, error."""
+    from skil_sdk.results import kept_tasks, quarantined_head
+
     store = JobStore()
     record = store.get(job_id)
-    data = {**record.to_dict(), "downloads": store.downloads(job_id)}
+    kept = kept_tasks(record.output_path, record.id)
+    data = {
+        **record.to_dict(),
+        "tasks_committed": kept[0] if kept else None,
+        "quarantined_head": (
+            quarantined_head(record.output_path) if record.kind == "inference" else []
+        ),
+        "downloads": store.downloads(job_id),
+    }
     emit(as_json, data, lambda: _show(record))
 
 
@@ -162,3 +187,29 @@ def wait_command(job_id: str, timeout: float | None, as_json: bool) -> None:
         record.to_dict(),
         f"Job {job_id} SUCCEEDED: {record.rows_done:,} rows in {record.output_path}.",
     )
+
+
+@jobs.command("resume")
+@click.argument("job_id")
+@click.option(
+    "--max-bad-rows",
+    default=None,
+    metavar="N|P%",
+    help="A new budget of bad rows for the tasks left (a count, or a share of the input).",
+)
+@click.option("--detach", is_flag=True, help="Resume the job in the background.")
+@json_option
+def resume_command(job_id: str, max_bad_rows: str | None, detach: bool, as_json: bool) -> None:
+    """Continue a FAILED, KILLED or interrupted job: its committed tasks are kept, only the
+    others run. Refused when the model, the bundle, the provider or the input changed."""
+    from skil_sdk.cli.infer import _Progress, print_job_result
+    from skil_sdk.job.resume import resume
+
+    progress = _Progress(enabled=not detach)
+    try:
+        result = resume(
+            job_id, max_bad_rows=max_bad_rows, detach=detach, on_progress=progress, on_log=info
+        )
+    finally:
+        progress.close()
+    emit(as_json, result.to_dict(), lambda: print_job_result(result, detach))

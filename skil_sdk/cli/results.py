@@ -37,6 +37,28 @@ def show_command(path: str, limit: int, as_json: bool) -> None:
     emit(as_json, payload, human)
 
 
+@results.command("errors")
+@click.argument("path")
+@click.option("--limit", type=int, default=20, show_default=True, help="Rows to show.")
+@json_option
+def errors_command(path: str, limit: int, as_json: bool) -> None:
+    """Show the rows a job quarantined (OUTPUT/_errors/): id, stage, error, source."""
+    from skil_sdk.results import load_errors
+
+    errors = load_errors(path)
+    head = errors.slice(0, max(0, limit)).to_pylist()
+    payload = {"path": path, "rows_quarantined": errors.num_rows, "head": head}
+    names = ("id", "stage", "error", "source", "row_offset")
+    columns = [c for c in names if c in errors.schema.names]
+
+    def human() -> None:
+        click.echo(f"{path}: {errors.num_rows:,} quarantined rows")
+        if head:
+            table(columns, [[_short(row.get(c)) for c in columns] for row in head])
+
+    emit(as_json, payload, human)
+
+
 def _short(value: object) -> str:
     text = json.dumps(value, default=str) if isinstance(value, list | dict) else str(value)
     return text if len(text) <= 60 else text[:57] + "..."

@@ -74,11 +74,17 @@ def partition_state(
     """Run the model over labelled :class:`~skil_sdk.spark.adapter.Batch` es; return
     ``(rows, state bytes)``. ``runner`` is the model runner to use (the local engine's
     workers load the stored model directly); by default this process's runner."""
+    from skil_sdk.inference.quarantine import BadRows, Quarantine, run_isolating
     from skil_sdk.spark import executor
 
     state: MetricState = new_state(settings)
     rows = 0
+    # an evaluation quarantines nothing: its first bad row fails it, named by its id
+    refusing = Quarantine(0, pa.null(), config.job_id)
     for batch in executor.rebatch(batches, int(config.batch_size)):
+        if isinstance(batch, BadRows):
+            refusing.add(batch)
+            continue
         count = len(batch.ids)
         if count == 0:
             continue
@@ -89,10 +95,8 @@ def partition_state(
             )
         if runner is None:
             runner = executor.model_runner(config)
-        outputs = executor.run_naming_first_id(
-            runner, batch.features, batch.ids, config.input_shapes
-        )
-        state.update(select_output(outputs, settings.output), batch.labels)
+        for rows_run, outputs in run_isolating(runner, batch, config.input_shapes, refusing):
+            state.update(select_output(outputs, settings.output), rows_run.labels)
         rows += count
     if stats is not None:
         key = f"{socket.gethostname()}:{os.getpid()}"

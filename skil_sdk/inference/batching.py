@@ -56,3 +56,21 @@ def _join(values: list[Any]) -> Any:
     for value in values:
         joined.extend(list(value))
     return joined
+
+
+def slice_batch(batch: Any, start: int, stop: int) -> Any:
+    """Rows ``start..stop`` of a :class:`~skil_sdk.spark.adapter.Batch`."""
+    return batch._make(
+        (
+            batch.ids[start:stop],
+            _slice_features(batch.features, start, stop),
+            [k.slice(start, stop - start) for k in batch.kept],
+            None if batch.labels is None else batch.labels[start:stop],
+        )
+    )
+
+
+def _slice_features(features: Any, start: int, stop: int) -> Any:
+    if isinstance(features, dict):
+        return {k: v[start:stop] for k, v in features.items()}
+    return features[start:stop]

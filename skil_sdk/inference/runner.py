@@ -132,7 +132,8 @@ class ModelRunner:
         except Exception as exc:
             raise ModelError(
                 f"onnxruntime could not run {self.model_path.name} ({_first_line(exc)}); check "
-                "the inputs against the model's signature (`skil-sdk models show ID`)."
+                "the inputs against the model's signature (`skil-sdk models show ID`).",
+                stage="model",
             ) from exc
         return dict(zip(self.output_names, values, strict=True))
 

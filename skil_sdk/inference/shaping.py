@@ -46,7 +46,8 @@ def to_array(spec: dict[str, Any], values: Any) -> np.ndarray:
     except (ValueError, TypeError, OverflowError) as exc:
         raise ModelError(
             f"Input '{name}' could not be read as {spec.get('type')} rows of equal length "
-            f"({exc}); send rows shaped {format_shape(spec.get('shape'))}."
+            f"({exc}); send rows shaped {format_shape(spec.get('shape'))}.",
+            stage="cast",
         ) from exc
 
 
@@ -67,7 +68,8 @@ def shape_input(
     if array.ndim == 0:
         raise ModelError(
             f"Input '{name}' got a single value, not rows; send rows shaped "
-            f"{format_shape(spec.get('shape'))}."
+            f"{format_shape(spec.get('shape'))}.",
+            stage="shape",
         )
     if row_shape and (array.ndim <= 2 or list(array.shape[1:]) == list(row_shape)):
         return _given_shape(name, array, [int(d) for d in row_shape])
@@ -88,12 +90,14 @@ def shape_input(
         raise ModelError(
             f"Input '{name}' has {len(unknown)} variable dims per row (shape "
             f"{format_shape(shape)}), so a flat row of {size} values is ambiguous; send rows "
-            f"already in that shape, or pass --input-shape {name}=D1,D2,..."
+            f"already in that shape, or pass --input-shape {name}=D1,D2,...",
+            stage="shape",
         )
     if (not unknown and size != known) or (unknown and (known == 0 or size % known)):
         raise ModelError(
             f"Input '{name}' expects {known} values per row (shape {format_shape(shape)}), "
-            f"but got rows of {size} values; send rows of {known} values."
+            f"but got rows of {size} values; send rows of {known} values.",
+            stage="shape",
         )
     target = [d if isinstance(d, int) else size // max(known, 1) for d in row]
     return flat.reshape([rows, *target])
@@ -110,7 +114,8 @@ def _refuse_other_layout(name: str, array: np.ndarray, row: list[Any], shape: An
     got = "x".join(map(str, array.shape[1:]))
     raise ModelError(
         f"Input '{name}' rows are shaped {got} but the model takes {format_shape(shape)}; "
-        "store them in that layout (for images: layout=nchw or nhwc), or flat."
+        "store them in that layout (for images: layout=nchw or nhwc), or flat.",
+        stage="shape",
     )
 
 
@@ -123,7 +128,8 @@ def _given_shape(name: str, array: np.ndarray, row: list[int]) -> np.ndarray:
         raise ModelError(
             f"Input '{name}' rows were given the shape {','.join(map(str, row))} "
             f"(--input-shape or the model's recorded input shape: {size} values) but hold "
-            f"{flat.shape[1]} values; fix the rows or pass another --input-shape."
+            f"{flat.shape[1]} values; fix the rows or pass another --input-shape.",
+            stage="shape",
         )
     return flat.reshape([array.shape[0], *row])
 

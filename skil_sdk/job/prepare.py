@@ -67,6 +67,7 @@ def prepare(request: InferenceRequest, *, in_session: bool = False) -> JobSpec:
             f"execution provider must be one of {', '.join(EXECUTION_PROVIDERS)}, not "
             f"{request.execution_provider!r}."
         )
+    budget = _budget(request)
     evaluation = _evaluation(request)
     plugins = tuple(str(p) for p in request.plugins)
     _check_plugin_projects(plugins)
@@ -115,12 +116,36 @@ def prepare(request: InferenceRequest, *, in_session: bool = False) -> JobSpec:
         input_shapes=input_shapes,
         engine=engine,
         rows_per_task=request.rows_per_task,
+        max_bad_rows=budget.text,
     )
     if engine == "spark":
         from skil_sdk.spark.request import advertise_host
 
         advertise_host(job)  # it must resolve here
     return job
+
+
+def _budget(request: InferenceRequest) -> Any:
+    """The request's error budget, checked: bad rows are quarantined by the per-task
+    commit, which local (or mounted) outputs have; evaluations write no rows."""
+    from skil_sdk.job.budget import ErrorBudget
+    from skil_sdk.uris import is_local
+
+    budget = ErrorBudget.parse(request.max_bad_rows)
+    if budget.text == "0":
+        return budget
+    if request.kind != INFERENCE:
+        raise InvalidValueError(
+            "--max-bad-rows applies to batch inference; an evaluation's bad row fails it, "
+            "named by its id."
+        )
+    if request.output and not is_local(request.output):
+        raise InvalidValueError(
+            f"--max-bad-rows quarantines rows beside a local or mounted output, and "
+            f"{request.output} is written through Spark's file systems; write to a local or "
+            "shared path, or drop --max-bad-rows."
+        )
+    return budget
 
 
 def choose_engine(request: InferenceRequest, provider: ProviderRef, in_session: bool) -> str:
@@ -479,10 +504,25 @@ def _existing_output(output: str, overwrite: str) -> Path | None:
     if not path.exists() and not path.is_symlink():
         return None
     if overwrite == OVERWRITE_NO:
+        kept = _kept_by(path)
+        if kept is not None:
+            raise ConflictError(
+                f"The output path {output} holds what job {kept} kept when it stopped (its "
+                f"plan and committed tasks); continue it with `skil-sdk jobs resume {kept}`, or "
+                "pass --overwrite to start again."
+            )
         raise ConflictError(
             f"The output path {output} already exists; choose another or pass --overwrite."
         )
     return None if overwrite == OVERWRITE_FORCE else path
+
+
+def _kept_by(path: Path) -> str | None:
+    """The job whose committed tasks wait at ``path`` for resume (None: none)."""
+    from skil_sdk.commit import LocalCommitter
+
+    plan = LocalCommitter(path).read_plan() if path.is_dir() else None
+    return str(plan["job_id"]) if plan and plan.get("job_id") else None
 
 
 def check_output_directory(output: str, overwrite: str) -> None:

@@ -23,6 +23,9 @@ class InferenceRequest:
     batch_size: int | None = None
     #: The target rows of a packed task (``--rows-per-task``; None: chosen from the cores).
     rows_per_task: int | None = None
+    #: The bad rows the job may quarantine in ``OUTPUT/_errors/`` instead of failing:
+    #: a count (``25``) or a share of the input (``"0.1%"``); None: none.
+    max_bad_rows: str | int | None = None
     provider_options: dict[str, str] = field(default_factory=dict)
     #: False, True (replace an earlier skil-sdk output or an empty directory) or "force".
     overwrite: bool | str = False

@@ -116,6 +116,8 @@ class JobSpec:
     #: The target rows of a packed task (None: chosen from the cores, see
     #: :mod:`skil_sdk.job.packing`).
     rows_per_task: int | None = None
+    #: The error budget (``--max-bad-rows``): ``"25"`` rows or ``"0.1%"`` of the input.
+    max_bad_rows: str = "0"
     schema_version: int = SPEC_SCHEMA_VERSION
 
     def spark(self) -> Any:
@@ -131,6 +133,12 @@ class JobSpec:
         if self.evaluation is None:
             raise InvalidValueError("This job is not an evaluation; it has no settings.")
         return EvaluationSettings.from_dict(dict(self.evaluation))
+
+    def budget(self) -> Any:
+        """The job's :class:`~skil_sdk.job.budget.ErrorBudget`."""
+        from skil_sdk.job.budget import ErrorBudget
+
+        return ErrorBudget.parse(self.max_bad_rows)
 
     @property
     def label_column(self) -> str | None:
@@ -178,6 +186,8 @@ class DriverSpec:
     submitted_at: float = 0.0
     #: True for a job run in the caller's own SparkSession (it has no job log).
     in_session: bool = False
+    #: True when the run continues a job's committed tasks (``skil-sdk jobs resume``).
+    resume: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""

@@ -7,18 +7,20 @@ each load the stored model once (its sha256 verified once, here) and run the sam
 executor code a Spark job runs, and every task is committed once
 (:mod:`skil_sdk.commit`). A worker that dies gives its task back to the queue (up
 to ``F`` attempts for ``local[N,F]``, else :data:`DEFAULT_MAX_ATTEMPTS`); a failure of the
-data or the model fails the job. Ctrl-C, SIGTERM and ``skil-sdk jobs kill`` stop the
-workers and remove an output the job created.
+data or the model fails the job (within ``--max-bad-rows`` its rows are quarantined
+instead). Ctrl-C, SIGTERM and ``skil-sdk jobs kill`` stop the workers; an output the job
+created is removed, but the committed tasks of a job that can be resumed
+(``skil-sdk jobs resume``, which runs only the others).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import json
 import multiprocessing
 import os
-import shutil
 import signal
 import socket
 import sys
@@ -29,13 +31,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from skil_sdk.commit import LocalCommitter
-from skil_sdk.errors import InvalidValueError, JobError, SkilError
+from skil_sdk.commit import LocalCommitter, abandon_output
+from skil_sdk.errors import ConflictError, InvalidValueError, JobError, SkilError
 from skil_sdk.home import skil_home
 from skil_sdk.job.spec import INFERENCE, OVERWRITE_NO, JobSpec
 from skil_sdk.local.worker import WorkerSetup, worker_main
 from skil_sdk.storage import ensure_dir, remove_entry
-from skil_sdk.store.jobs import SUCCEEDED, JobStore, recording_failure
+from skil_sdk.store.jobs import ROW_KEYS, SUCCEEDED, JobStore, recording_failure
 from skil_sdk.uris import is_local, local_path
 
 #: Attempts of a task whose worker died, when the master does not say (``local[N,F]``).
@@ -49,8 +51,13 @@ def run_local_job(
     *,
     on_progress: Callable[[Any], None] | None = None,
     started: float | None = None,
+    resume: bool = False,
 ) -> Any:
-    """Run a recorded job on the local engine; return its :class:`JobResult`."""
+    """Run a recorded job on the local engine; return its :class:`JobResult`.
+
+    With ``resume``, the job's committed tasks are kept and only the others run
+    (``skil-sdk jobs resume``).
+    """
     from skil_sdk.spark.request import JobResult
 
     store = JobStore()
@@ -58,7 +65,8 @@ def run_local_job(
     inference = job.kind == INFERENCE
     # an evaluation writes its metrics file once, atomically, at the end
     output = local_path(job.output) if inference else None
-    existed = output is None or output.exists()
+    # a resumed job's output (its kept tasks) is the one its first run created
+    existed = output is None or (output.exists() and not resume)
     log_path = ensure_dir(skil_home() / "logs") / f"{job_id}.log"
     store.update(job_id, log_path=str(log_path))
     previous = signal.getsignal(signal.SIGTERM)
@@ -67,13 +75,20 @@ def run_local_job(
         signal.signal(signal.SIGTERM, _raise_interrupt)
     store.update(job_id, runner_pid=os.getpid())
     try:
-        with recording_failure(store, job_id, lambda: _discard(output, existed), "the engine"):
+        with recording_failure(
+            store,
+            job_id,
+            lambda exc: _abandon(output, existed, job_id, exc, resume),
+            "the engine",
+        ):
             if output is not None and existed and job.overwrite != OVERWRITE_NO:
                 # checked when the job was prepared: an earlier output, or --overwrite=force
                 remove_entry(output)
                 existed = False
             store.mark_running(job_id)
-            rows, executors, metrics = _run(job_id, job, output, log_path, store, on_progress)
+            rows, executors, metrics, summary = _run(
+                job_id, job, output, log_path, store, on_progress, resume
+            )
             record = store.get(job_id)
             store.update(
                 job_id,
@@ -81,7 +96,11 @@ def run_local_job(
                 rows_total=rows,
                 executors=executors,
                 **({"tasks_done": record.tasks_total} if record.tasks_total else {}),
-                **({"details": {**record.details, "metrics": metrics}} if metrics else {}),
+                details={
+                    **record.details,
+                    **summary,
+                    **({"metrics": metrics} if metrics else {}),
+                },
             )
             store.finish(job_id, SUCCEEDED)
     finally:
@@ -99,6 +118,7 @@ def run_local_job(
         metrics=metrics,
         kind=job.kind,
         engine="local",
+        **{k: summary[k] for k in (*ROW_KEYS, "tasks", "tasks_kept") if k in summary},
     )
 
 
@@ -110,14 +130,14 @@ def _is_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def _discard(output: Path | None, existed: bool) -> None:
-    """Remove what a failed job wrote: the output it created, else its temporary files."""
+def _abandon(
+    output: Path | None, existed: bool, job_id: str, failure: BaseException, resumed: bool
+) -> str | None:
+    """What a failed job leaves: its committed tasks when it can be resumed (then the
+    sentence that says so), else nothing at an output it created."""
     if output is None:
-        return
-    if not existed:
-        shutil.rmtree(output, ignore_errors=True)
-    else:
-        shutil.rmtree(output / "_temporary", ignore_errors=True)
+        return None
+    return abandon_output(LocalCommitter(output), not existed, job_id, failure, resumed)
 
 
 def _run(
@@ -127,10 +147,18 @@ def _run(
     log_path: Path,
     store: JobStore,
     on_progress: Callable[[Any], None] | None,
-) -> tuple[int, list[dict[str, Any]], dict[str, Any] | None]:
-    """Run the job's tasks; return its rows, its workers' records and (for an evaluation)
-    its metrics."""
-    from skil_sdk.job.packing import pack_tasks, split_sizes
+    resume: bool = False,
+) -> tuple[int, list[dict[str, Any]], dict[str, Any] | None, dict[str, Any]]:
+    """Run the job's tasks; return its rows, its workers' records, (for an evaluation) its
+    metrics, and what the job record keeps of its rows and tasks."""
+    from skil_sdk.job.plan import (
+        RowAccount,
+        account_rows,
+        check_budget,
+        plan_tasks,
+        require_resumable,
+        schema_columns,
+    )
     from skil_sdk.plugins import get_postprocessor, get_provider, load_plugins
     from skil_sdk.providers.arrays import arrow_type_of_spark_name
     from skil_sdk.providers.interface import ExecutorSource
@@ -154,18 +182,31 @@ def _run(
         )
     if job.label_column is not None:
         require_labels(source, info.name, job.label_column)
+    if resume:
+        require_resumable(source, info.name)
     post_fn = get_postprocessor(job.postprocess) if job.postprocess else None
     columns = output_columns(dict(job.model.signature), post_fn, dict(job.postprocess_options))
-    config = ExecutorConfig.of_job(job, job_id, id_type=source.id_type(), columns=columns)
-    id_arrow = arrow_type_of_spark_name(source.id_type())
     committer = None
     if output is not None:
         committer = LocalCommitter(output)
         committer.setup()
+        committer.discard_attempts()  # a stopped run's unfinished attempts
     splits = list(source.splits())
     workers, max_failures = local_threads(str(job.spark_args["master"]))
-    packing = pack_tasks(split_sizes(source, splits), workers, job.rows_per_task)
-    tasks = [[splits[i] for i in task] for task in packing.tasks]
+    id_arrow = arrow_type_of_spark_name(source.id_type())
+    config = ExecutorConfig.of_job(job, job_id, id_type=source.id_type(), columns=columns)
+    plan = plan_tasks(
+        job, job_id, source, splits, workers, committer, resume=resume,
+        provider_version=info.version,
+        output_schema=schema_columns(config.arrow_schema(id_arrow)),
+    )
+    limit = job.budget().limit(plan.rows_in)
+    config = dataclasses.replace(config, max_bad_rows=limit)
+    hint = job_id if plan.resumable else ""  # who a budget's error tells to resume
+    kept_bad = sum(committer.task_rows(t)[1] for t in plan.kept) if committer else 0
+    if kept_bad > limit and committer is not None:  # a resume with a smaller budget
+        check_budget(RowAccount(None, 0, kept_bad), limit, committer, hint)
+    tasks = {t: [splits[i] for i in plan.tasks[t]] for t in plan.todo}
     setup = WorkerSetup(
         job_id=job_id,
         provider=info.name,
@@ -178,10 +219,11 @@ def _run(
         log_path=log_path,
         package_dir=source_package_dir(source),
         settings=job.settings() if job.evaluation is not None else None,
+        resume_hint=hint,
     )
-    store.report_progress(job_id, 0, 0, len(tasks), source.count_hint())
+    store.report_progress(job_id, 0, len(plan.kept), len(plan.tasks), plan.rows_in)
     preloading.join()  # never fork while another thread imports
-    outcome = _Outcome()
+    outcome = _Outcome(quarantined=kept_bad)
     if tasks:
         pool = _Pool(
             setup,
@@ -190,10 +232,10 @@ def _run(
             spawn=_reads_remote_files(job),
         )
         try:
-            outcome = pool.run(tasks, job_id, store, on_progress)
+            outcome = pool.run(tasks, len(plan.tasks), job_id, store, on_progress, outcome)
         finally:
             pool.close()
-    elif committer is not None:  # no rows: one empty part file carries the schema, as Spark
+    elif committer is not None and not plan.tasks:  # no rows: an empty part carries the schema
         import pyarrow.parquet as pq
 
         pq.write_table(setup.schema.empty_table(), committer.part_path(0))
@@ -221,19 +263,29 @@ def _run(
         "bundle_hash": None,
         "profile": job.profile,
     }
+    tasks_summary = {
+        "tasks": len(plan.tasks),
+        "tasks_kept": len(plan.kept),
+        "tasks_run": len(plan.todo),
+    }
     if output is None or committer is None:
-        return _evaluated(job, setup.settings, outcome, identity, compute_started, executors)
-    rows = _rows_in(output)
+        rows, executors, metrics = _evaluated(
+            job, setup.settings, outcome, identity, compute_started, executors
+        )
+        return rows, executors, metrics, tasks_summary
+    account = account_rows(committer, range(len(plan.tasks)), plan.task_rows, plan.rows_in)
+    check_budget(account, limit, committer, hint)
     finished = time.time()
+    summary = {**account.to_dict(), **tasks_summary, "max_bad_rows": job.max_bad_rows}
     record = {
         **identity,
+        **summary,
         "postprocess": job.postprocess,
         "batch_size": job.batch_size,
-        "rows": rows,
+        "rows": account.rows_written,
         "columns": [{"name": "id", "type": source.id_type()}] + [c.to_dict() for c in columns],
         "master": job.spark_args["master"],
-        "tasks": len(tasks),
-        "packing": packing.to_dict(),
+        "packing": plan.packing.to_dict(),
         "timings": {
             "compute_started_at": compute_started,
             "finished_at": finished,
@@ -241,9 +293,8 @@ def _run(
         },
         "executors": executors,
     }
-    (output / "_skil_job.json").write_text(json.dumps(record, indent=2) + "\n")
-    committer.finish()
-    return rows, executors, None
+    committer.finish(json.dumps(record, indent=2) + "\n")
+    return account.rows_written, executors, None, summary
 
 
 def _evaluated(
@@ -313,12 +364,6 @@ def _redacted(job: JobSpec) -> dict[str, str]:
     return redact_options(job.provider_options)
 
 
-def _rows_in(output: Path) -> int:
-    import pyarrow.parquet as pq
-
-    return sum(pq.read_metadata(p).num_rows for p in sorted(output.glob("part-*.parquet")))
-
-
 class _Worker:
     """One worker process, its task queue, its result pipe, and the task it runs."""
 
@@ -351,6 +396,10 @@ class _Outcome:
     peak_rss_kb: dict[int, int] = field(default_factory=dict)
     task_rows: dict[int, int] = field(default_factory=dict)
     states: dict[int, bytes] = field(default_factory=dict)
+    #: Rows quarantined by the committed tasks (an earlier run's kept ones included).
+    quarantined: int = 0
+    #: ``(id, stage, error)`` of the first quarantined row seen.
+    first_bad: tuple[Any, str, str] | None = None
 
 
 class _Pool:
@@ -370,19 +419,25 @@ class _Pool:
 
     def run(
         self,
-        tasks: list[list[Any]],
+        tasks: dict[int, list[Any]],
+        total: int,
         job_id: str,
         store: JobStore,
         on_progress: Callable[[Any], None] | None,
+        outcome: _Outcome,
     ) -> _Outcome:
-        """Run every task (its splits) to a commit (an evaluation: to its metric state)."""
+        """Run every task (task number: its splits; of ``total`` in the job) to a commit
+        (an evaluation: to its metric state), within the job's budget of bad rows."""
         from multiprocessing.connection import wait
 
+        from skil_sdk.inference.quarantine import over_budget
+        from skil_sdk.job.plan import not_resumable
+
         committer = self._setup.committer
-        waiting: list[tuple[int, int]] = [(task, 0) for task in range(len(tasks))]
-        pending = set(range(len(tasks)))
+        limit = self._setup.config.max_bad_rows
+        waiting: list[tuple[int, int]] = [(task, 0) for task in sorted(tasks)]
+        pending = set(tasks)
         running_rows: dict[int, int] = {}
-        outcome = _Outcome()
         done_rows = outcome.task_rows
         self._workers = [_Worker(self._context, self._setup) for _ in range(self._size)]
         last_report = 0.0
@@ -402,16 +457,31 @@ class _Pool:
                 if kind == "rows":
                     running_rows[task] = running_rows.get(task, 0) + message[2]
                 elif kind == "done":
-                    attempt, rows, pid, state, peak_kb = message[2:7]
+                    attempt, rows, pid, state, peak_kb, quarantined, first_bad = message[2:9]
                     worker.task = None
                     outcome.peak_rss_kb[pid] = max(peak_kb, outcome.peak_rss_kb.get(pid, 0))
                     committed = committer is None or committer.commit(task, attempt)
+                    if not committed and task in pending:
+                        raise not_resumable(ConflictError(
+                            f"Task {task} of job {job_id} was committed by another run while "
+                            "this one ran; run one job per output path at a time."
+                        ))
                     if committed and task in pending:
                         pending.discard(task)
                         done_rows[task] = rows
                         outcome.per_worker[pid] = outcome.per_worker.get(pid, 0) + rows
                         if state is not None:
                             outcome.states[task] = state
+                        outcome.quarantined += quarantined
+                        outcome.first_bad = outcome.first_bad or first_bad
+                        if outcome.quarantined > limit:
+                            first_id, stage, error = (
+                                outcome.first_bad or committer.first_error()
+                            )
+                            raise over_budget(
+                                outcome.quarantined, limit, first_id, stage, error,
+                                self._setup.resume_hint,
+                            )
                 else:
                     raise _error(message[2], message[3])
             waiting += self._replace_dead(pending)
@@ -421,7 +491,7 @@ class _Pool:
                 rows_now = sum(done_rows.values()) + sum(
                     v for t, v in running_rows.items() if t in pending
                 )
-                store.report_progress(job_id, rows_now, len(tasks) - len(pending))
+                store.report_progress(job_id, rows_now, total - len(pending))
                 if on_progress is not None:
                     with contextlib.suppress(SkilError):
                         on_progress(store.get(job_id))

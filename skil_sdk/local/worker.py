@@ -4,8 +4,9 @@ It runs the executors' code (the provider's reader, the model runner, the output
 batches) and writes each task attempt's Parquet through the per-task commit's attempt
 path. It reports to the parent through its own pipe (so a worker killed mid-message harms no
 other): ``("rows", task, n)`` as batches are written, ``("done", task, attempt, rows,
-pid, state, peak_rss_kb)`` when an attempt's file is complete (``state``: an evaluation's
-metric state, else None), and ``("failed", task, code, message)`` when the
+pid, state, peak_rss_kb, quarantined, first_bad)`` when an attempt's files are complete
+(``state``: an evaluation's metric state, else None; ``first_bad``: ``(id, stage, error)``
+of its first quarantined row, or None), and ``("failed", task, code, message)`` when the
 task fails, or the worker cannot start (task -1). A failure of the data or the model is
 not retried; only a worker that dies is. Tracebacks go to the job's log.
 """
@@ -40,6 +41,8 @@ class WorkerSetup:
     package_dir: str | None = None
     #: The evaluation's settings (None: batch inference, which writes Parquet).
     settings: Any = None
+    #: The job id a budget's error tells to resume ("" when the job cannot be resumed).
+    resume_hint: str = ""
 
 
 def worker_main(setup: WorkerSetup, tasks: Any, results: Any) -> None:
@@ -68,9 +71,11 @@ def worker_main(setup: WorkerSetup, tasks: Any, results: Any) -> None:
         if item is None:
             return
         task, attempt, splits = item
+        quarantined, first_bad = 0, None
         try:
             if setup.settings is None:
-                rows, state = run_task(setup, runner, task, attempt, splits, results), None
+                rows, quarantine = run_task(setup, runner, task, attempt, splits, results)
+                state, quarantined, first_bad = None, quarantine.count, quarantine.first()
             else:
                 rows, state = evaluate_task(setup, runner, splits)
         except SkilError as exc:
@@ -79,7 +84,10 @@ def worker_main(setup: WorkerSetup, tasks: Any, results: Any) -> None:
             logging.getLogger("skil_sdk").exception("Task %s failed", task)
             results.send(("failed", task, "worker_error", f"{type(exc).__name__}: {exc}"))
         else:
-            results.send(("done", task, attempt, rows, os.getpid(), state, _peak_rss_kb()))
+            peak = _peak_rss_kb()
+            results.send(
+                ("done", task, attempt, rows, os.getpid(), state, peak, quarantined, first_bad)
+            )
 
 
 def _peak_rss_kb() -> int:
@@ -111,21 +119,29 @@ def _read(setup: WorkerSetup, splits: list[Any], label_column: str | None = None
 
 def run_task(
     setup: WorkerSetup, runner: Any, task: int, attempt: int, splits: list[Any], results: Any
-) -> int:
-    """Write one task attempt's output (its splits read in order); return its row count."""
+) -> tuple[int, Any]:
+    """Write one task attempt's output (its splits read in order) and its quarantined rows;
+    return its row count and its :class:`~skil_sdk.inference.quarantine.Quarantine`."""
     import pyarrow.parquet as pq
 
+    from skil_sdk.commit import ERRORS, PART
+    from skil_sdk.inference.quarantine import Quarantine
     from skil_sdk.spark.executor import infer_batches
 
     batches = _read(setup, splits)
     rows = 0
-    path = setup.committer.attempt_path(task, attempt)
-    with pq.ParquetWriter(path, setup.schema) as writer:
-        for batch in infer_batches(setup.config, batches, setup.id_arrow, runner=runner):
+    directory = setup.committer.begin(task, attempt)
+    quarantine = Quarantine(setup.config.max_bad_rows, setup.id_arrow, setup.resume_hint)
+    with pq.ParquetWriter(directory / PART, setup.schema) as writer:
+        for batch in infer_batches(
+            setup.config, batches, setup.id_arrow, runner=runner, quarantine=quarantine
+        ):
             writer.write_batch(batch)
             rows += batch.num_rows
             results.send(("rows", task, batch.num_rows))
-    return rows
+    if quarantine.count:
+        pq.write_table(quarantine.table(), directory / ERRORS)
+    return rows, quarantine
 
 
 def evaluate_task(setup: WorkerSetup, runner: Any, splits: list[Any]) -> tuple[int, bytes]:

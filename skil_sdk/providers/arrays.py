@@ -116,7 +116,8 @@ def tensor_rows(
         row = int(np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))[0])
         raise ModelError(
             f"Column {name!r} has {column.null_count} null rows (first: "
-            f"{_row_name(ids, row)}); drop or fill them before inference."
+            f"{_row_name(ids, row)}); drop or fill them before inference.",
+            stage="read",
         )
     parents = np.arange(rows)
     dims: list[np.ndarray] = []
@@ -141,7 +142,8 @@ def tensor_rows(
                 raise ModelError(
                     f"Column {name!r} holds a row that is not a regular tensor "
                     f"({_row_name(ids, row)} has lists of different lengths at one level); "
-                    "give every row one shape."
+                    "give every row one shape.",
+                    stage="read",
                 )
         dims.append(row_length)
         child = current.flatten()
@@ -162,7 +164,8 @@ def _null_values(name: str, count: int, ids: Any, row: int) -> None:
     """Refuse null values inside rows (numpy would turn them into NaN silently)."""
     raise ModelError(
         f"Column {name!r} has {count} null values inside its rows (first in "
-        f"{_row_name(ids, row)}); fill them (e.g. with NaN or 0) before inference."
+        f"{_row_name(ids, row)}); fill them (e.g. with NaN or 0) before inference.",
+        stage="read",
     )
 
 
@@ -194,7 +197,8 @@ def column_to_matrix(
             raise ModelError(
                 f"Rows of column {name!r} have different feature lengths "
                 f"({_dims(shapes[0])} in {_row_name(ids, 0)}, {_dims(shapes[row])} in "
-                f"{_row_name(ids, row)}); every row must have the length the model expects."
+                f"{_row_name(ids, row)}); every row must have the length the model expects.",
+                stage="shape",
             )
     if not rows:
         return leaf.to_numpy(zero_copy_only=False).reshape([0, *([0] * max(1, shapes.shape[1]))])
@@ -240,3 +244,49 @@ def feature_runs(
             for c, (leaf, shapes, offsets) in read.items()
         }
         yield start, stop, arrays[columns[0]] if len(columns) == 1 else arrays
+
+
+def runs_keeping_bad_rows(
+    batch: pa.RecordBatch,
+    columns: list[str],
+    id_column: str,
+    source: str | None = None,
+    first_offset: int | None = None,
+) -> tuple[pa.RecordBatch, list[tuple[int, int, Any]], Any]:
+    """``(batch, runs, bad)``: :func:`feature_runs` of a record batch whose rows that cannot
+    be read (nulls, rows that are not regular tensors) are taken out of ``batch`` and
+    returned as :class:`~skil_sdk.BadRows` (None when every row reads), their offsets
+    counted from ``first_offset``.
+
+    Rows are checked one by one only when the batch as a whole does not read.
+    """
+    from skil_sdk.inference.quarantine import BadRows
+
+    try:
+        return batch, list(feature_runs(batch, columns, batch.column(id_column))), None
+    except ModelError as exc:
+        if exc.stage is None:
+            raise
+        failure = exc
+    good = np.ones(batch.num_rows, dtype=bool)
+    errors: list[str] = []
+    for row in range(batch.num_rows):
+        one = batch.slice(row, 1)
+        try:
+            for column in columns:
+                tensor_rows(one.column(column), column, one.column(id_column))
+        except ModelError as exc:
+            good[row] = False
+            errors.append(exc.message)
+    if good.all():
+        raise failure
+    bad_rows = np.flatnonzero(~good)
+    kept = batch.filter(pa.array(good))
+    bad = BadRows(
+        batch.column(id_column).take(pa.array(bad_rows)),
+        errors,
+        stage="read",
+        source=source,
+        offsets=[(first_offset or 0) + int(r) for r in bad_rows],
+    )
+    return kept, list(feature_runs(kept, columns, kept.column(id_column))), bad

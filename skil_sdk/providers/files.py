@@ -153,13 +153,38 @@ class ParquetSource(ExecutorSource):
 
         return spark_type_of(self._id_arrow_type)
 
-    def read(self, split: ParquetSplit, batch_size: int) -> Iterator[tuple[Any, Any]]:
-        from skil_sdk.providers.arrays import feature_runs
+    def read(self, split: ParquetSplit, batch_size: int) -> Iterator[Any]:
+        """``(ids, features)`` batches of the split's rows; rows that cannot be read (nulls,
+        rows that are not regular tensors) come as :class:`~skil_sdk.BadRows`."""
+        from skil_sdk.providers.arrays import runs_keeping_bad_rows
 
+        seen = 0
         for batch in self.record_batches(split, batch_size, []):
+            rows = batch.num_rows
+            batch, runs, bad = runs_keeping_bad_rows(
+                batch, self.feature_columns, self.id_column, split.path
+            )
+            if bad is not None:  # offsets in the file, looked up only for bad rows
+                first = self._row_group_offset(split) + seen
+                yield bad._replace(offsets=[first + int(o) for o in bad.offsets or ()])
+            seen += rows
             ids = batch.column(self.id_column)
-            for start, stop, features in feature_runs(batch, self.feature_columns, ids):
+            for start, stop, features in runs:
                 yield ids.slice(start, stop - start), features
+
+    def _row_group_offset(self, split: ParquetSplit) -> int:
+        """The offset in its file of the split's first row."""
+        import pyarrow.parquet as pq
+
+        with self._filesystem.open_input_file(split.path) as handle:
+            metadata = pq.ParquetFile(handle).metadata
+        return sum(metadata.row_group(g).num_rows for g in range(split.row_group))
+
+    def fingerprint(self) -> str:
+        """Each file's path, size and modification time (the footers were read already)."""
+        from skil_sdk.providers.fingerprint import files_fingerprint
+
+        return files_fingerprint(sorted({s.path for s in self._splits}), self._filesystem)
 
     def has_labels(self, label_column: str) -> bool:
         """Whether the files have the column ``label_column``."""
@@ -372,6 +397,13 @@ class NumpySource(ExecutorSource):
 
     def split_rows(self, split: NumpySplit) -> int:
         return split.stop - split.start
+
+    def fingerprint(self) -> str:
+        """Each ``.npy`` file's path, size and modification time (labels too)."""
+        from skil_sdk.providers.fingerprint import files_fingerprint
+
+        paths = {s.path for s in self._splits} | {s.labels for s in self._splits if s.labels}
+        return files_fingerprint(sorted(paths))
 
     def read(self, split: NumpySplit, batch_size: int) -> Iterator[tuple[Any, Any]]:
         array = np.load(split.path, mmap_mode="r")

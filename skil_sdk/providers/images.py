@@ -283,14 +283,29 @@ class ImageFilesSource(ExecutorSource):
     def split_rows(self, split: list[tuple[str, str]]) -> int:
         return len(split)
 
-    def read(self, split: list[tuple[str, str]], batch_size: int) -> Iterator[tuple[Any, Any]]:
-        def decoded() -> Iterator[tuple[Any, np.ndarray]]:
+    def read(self, split: list[tuple[str, str]], batch_size: int) -> Iterator[Any]:
+        """``(ids, tensors)`` batches; an image that does not decode comes as
+        :class:`~skil_sdk.BadRows` (stage ``read``)."""
+        from skil_sdk.inference.quarantine import BadRows
+
+        def decoded() -> Iterator[Any]:
             for image_id, file in split:
                 with self._filesystem.open_input_stream(file) as handle:
                     data = handle.read()
-                yield image_id, self._transform.apply(data, file)
+                try:
+                    yield image_id, self._transform.apply(data, file)
+                except ProviderError as exc:
+                    yield BadRows([image_id], exc.message, source=file, offsets=[0])
 
         yield from shaped_batches(decoded(), batch_size)
+
+    def fingerprint(self) -> str:
+        """Each image file's path, size and modification time."""
+        from skil_sdk.providers.fingerprint import files_fingerprint
+
+        return files_fingerprint(
+            [file for split in self._splits for _id, file in split], self._filesystem
+        )
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_splits": []}
@@ -327,32 +342,43 @@ class ImageColumnSource(ExecutorSource):
     def split_rows(self, split: Any) -> int | None:
         return self._parquet.split_rows(split)
 
-    def read(self, split: Any, batch_size: int) -> Iterator[tuple[Any, Any]]:
+    def fingerprint(self) -> str:
+        """The Parquet files' fingerprint (images named by path are not included)."""
+        return str(self._parquet.fingerprint())
+
+    def read(self, split: Any, batch_size: int) -> Iterator[Any]:
+        """``(ids, tensors)`` batches; a null or undecodable image comes as
+        :class:`~skil_sdk.BadRows` (stage ``read``)."""
         import pyarrow as pa
 
-        def decoded() -> Iterator[tuple[Any, np.ndarray]]:
+        from skil_sdk.inference.quarantine import BadRows
+
+        def decoded() -> Iterator[Any]:
             for batch in self._parquet.record_batches(split, batch_size, []):
                 ids = batch.column(self._parquet.id_column).to_pylist()
                 values = batch.column(self._column)
                 by_path = pa.types.is_string(values.type) or pa.types.is_large_string(values.type)
                 for image_id, value in zip(ids, values.to_pylist(), strict=True):
-                    if value is None:
-                        raise ProviderError(
-                            f"The image of id {image_id!r} in column {self._column!r} is null; "
-                            "drop the row or fill it."
-                        )
-                    if by_path:
-                        yield image_id, self._from_path(str(value), split.path)
-                    else:
-                        yield (
-                            image_id,
-                            self._transform.apply(
-                                value, f"The image of id {image_id!r} in {split.path}"
-                            ),
-                        )
+                    try:
+                        if value is None:
+                            raise ProviderError(
+                                f"The image of id {image_id!r} in column {self._column!r} is "
+                                "null; drop the row or fill it."
+                            )
+                        if by_path:
+                            yield image_id, self._from_path(str(value), split.path)
+                        else:
+                            yield (
+                                image_id,
+                                self._transform.apply(
+                                    value, f"The image of id {image_id!r} in {split.path}"
+                                ),
+                            )
+                    except ProviderError as exc:
+                        yield BadRows([image_id], exc.message, source=split.path)
 
-        for ids, features in shaped_batches(decoded(), batch_size):
-            yield pa.array(ids), features
+        for item in shaped_batches(decoded(), batch_size):
+            yield item if isinstance(item, BadRows) else (pa.array(item[0]), item[1])
 
     def _from_path(self, value: str, parquet_file: str) -> np.ndarray:
         relative = "://" not in value and not value.startswith("/")
@@ -379,13 +405,18 @@ def _filesystem_path(uri: str) -> str:
     return uri.split("://", 1)[1].split("?", 1)[0]
 
 
-def shaped_batches(
-    images: Iterator[tuple[Any, np.ndarray]], batch_size: int
-) -> Iterator[tuple[Any, np.ndarray]]:
-    """``(ids, tensors)`` batches of at most ``batch_size`` consecutive images of one shape."""
+def shaped_batches(images: Iterator[Any], batch_size: int) -> Iterator[Any]:
+    """``(ids, tensors)`` batches of at most ``batch_size`` consecutive images of one shape
+    (:class:`~skil_sdk.BadRows` among the images passed on as they come)."""
+    from skil_sdk.inference.quarantine import BadRows
+
     ids: list[Any] = []
     tensors: list[np.ndarray] = []
-    for image_id, tensor in images:
+    for item in images:
+        if isinstance(item, BadRows):
+            yield item
+            continue
+        image_id, tensor = item
         if tensors and (tensor.shape != tensors[0].shape or len(tensors) == batch_size):
             yield ids, np.stack(tensors)
             ids, tensors = [], []

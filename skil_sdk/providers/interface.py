@@ -115,7 +115,11 @@ class ExecutorSource(abc.ABC):
     batch_size)`` runs on an executor and yields ``(ids, features)`` batches, where
     ``ids`` is a 1-D numpy array (or pyarrow array) and ``features`` a 2-D numpy array of
     one row per id, or a dict of input name to array. It must stream: never hold a
-    whole split in memory.
+    whole split in memory. Rows it cannot decode it may yield as
+    :class:`~skil_sdk.BadRows` (quarantined within the job's ``--max-bad-rows``).
+
+    :meth:`count_hint` and :meth:`split_rows` must be exact when given: a job whose
+    rows written and quarantined do not add up to them fails rather than lose rows.
     """
 
     @abc.abstractmethod
@@ -131,14 +135,23 @@ class ExecutorSource(abc.ABC):
         return "bigint"
 
     def count_hint(self) -> int | None:
-        """The total number of rows, if cheap to know (used for progress)."""
+        """The total number of rows, if cheap to know (None: unknown); exact when given,
+        as jobs check their rows against it (and show progress by it)."""
         return None
 
     def split_rows(self, split: Any) -> int | None:
-        """The rows of one split, if cheap to know (None: unknown).
+        """The rows of one split, if cheap to know (None: unknown); exact when given.
 
         Splits are packed into tasks by these sizes (many small files in one task, as
         Spark packs files); when a split's size is unknown, every split is a task.
+        """
+        return None
+
+    def fingerprint(self) -> str | None:
+        """A digest of the input as it is now (paths, sizes, modification times), or None.
+
+        ``skil-sdk jobs resume`` continues a failed job only when the fingerprint has not
+        changed since its first run; a source without one (the default) is not resumable.
         """
         return None
 

@@ -95,6 +95,12 @@ class MnistSource(ExecutorSource):
     def split_rows(self, split: MnistSplit) -> int:
         return split.stop - split.start
 
+    def fingerprint(self) -> str:
+        """The images (and labels) file's path, size and modification time."""
+        from skil_sdk.providers.fingerprint import files_fingerprint
+
+        return files_fingerprint([p for p in (self.images, self.labels_path) if p])
+
     def read(self, split: MnistSplit, batch_size: int) -> Iterator[tuple[Any, Any]]:
         with _open(Path(self.images)) as handle:
             handle.seek(self.header_size + split.start * self.pixels)

@@ -176,11 +176,16 @@ def job_page(request: Request, job_id: str) -> Response:
             message=exc.message,
             active="jobs",
         )
+    from skil_sdk.results import kept_tasks, quarantined_head
+
     tail = views.log_tail(job.get("log_path"))
+    inference = job.get("kind") == "inference"
     return render(
         request,
         "job.html",
         job=job,
+        kept=kept_tasks(job.get("output"), job_id) if job.get("state") != "SUCCEEDED" else None,
+        quarantined=quarantined_head(job.get("output"), 10) if inference else [],
         downloads=store.downloads(job_id),
         log=tail,
         spark_ui=views.spark_ui_url(job, views.log_head(job.get("log_path")) + "\n" + tail),

@@ -22,7 +22,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from skil_sdk.errors import InvalidValueError, ProviderError, SkilError
-from skil_sdk.job.packing import Packing, pack_tasks, split_sizes
+from skil_sdk.job.packing import Packing
+from skil_sdk.job.plan import TaskPlan
 
 _LOG = logging.getLogger("skil_sdk")
 
@@ -52,8 +53,14 @@ class KeyedInput:
     keep_arrow: tuple[Any, ...] = ()
     #: The number of input rows when the provider knows it cheaply.
     rows_total: int | None = None
-    #: How an executor-read provider's splits were packed into tasks (None otherwise).
-    packing: Packing | None = None
+    #: An executor-read provider's tasks (None otherwise): partition ``p`` of ``frame``
+    #: runs task ``plan.todo[p]``.
+    plan: TaskPlan | None = None
+
+    @property
+    def packing(self) -> Packing | None:
+        """How an executor-read provider's splits were packed into tasks (None otherwise)."""
+        return self.plan.packing if self.plan is not None else None
 
 
 def call_provider(info: Any, spark: Any, options: dict[str, str], job_id: str) -> Any:
@@ -116,14 +123,13 @@ def adapt(
     keep: tuple[str, ...] = (),
     label_column: str | None = None,
     job_id: str = "",
-    parallelism: int = 1,
-    rows_per_task: int | None = None,
+    planner: Callable[[Any, list[Any]], TaskPlan] | None = None,
 ) -> KeyedInput:
     """``data`` (what the provider returned) as a :class:`KeyedInput`.
 
     ``label_column`` is the evaluation's label column (None for batch inference);
-    ``parallelism`` and ``rows_per_task`` pack an ExecutorSource's splits into tasks
-    (:func:`~skil_sdk.job.packing.pack_tasks`).
+    ``planner`` gives an ExecutorSource's tasks from its splits
+    (:func:`~skil_sdk.job.plan.plan_tasks`); it is needed for an ExecutorSource.
     """
     from pyspark.sql import DataFrame
 
@@ -138,8 +144,7 @@ def adapt(
             keep,
             label_column,
             job_id,
-            parallelism,
-            rows_per_task,
+            planner,
         )
     if not isinstance(data, DataFrame):
         if not hasattr(data, "mapPartitions"):
@@ -159,9 +164,10 @@ def _from_source(
     keep: tuple[str, ...],
     label_column: str | None,
     job_id: str,
-    parallelism: int,
-    rows_per_task: int | None,
+    planner: Callable[[Any, list[Any]], TaskPlan] | None,
 ) -> KeyedInput:
+    if planner is None:
+        raise TypeError("adapt() needs a planner for an ExecutorSource's tasks")
     if keep:
         raise InvalidValueError(
             f"The {provider} provider reads its data on the executors and has no columns to "
@@ -169,11 +175,11 @@ def _from_source(
         )
     if label_column is not None:
         require_labels(source, provider, label_column)
-    # Splits packed into tasks, scheduled without any Python on the JVM side: task i is
-    # row i of spark.range, alone in partition i; its splits travel in the closure.
+    # Tasks scheduled without any Python on the JVM side: the task of partition p is
+    # row p of spark.range, alone in its partition; its splits travel in the closure.
     splits = list(source.splits())
-    packing = pack_tasks(split_sizes(source, splits), parallelism, rows_per_task)
-    encoded = [pickle.dumps([splits[i] for i in task]) for task in packing.tasks]
+    plan = planner(source, splits)
+    encoded = [pickle.dumps([splits[i] for i in plan.tasks[t]]) for t in plan.todo]
     package_dir = _package_dir(type(source))
 
     def reader(batches: Iterable[Any]) -> Iterator[Batch]:
@@ -189,9 +195,7 @@ def _from_source(
                 )
 
     frame = spark.range(0, len(encoded), 1, max(1, len(encoded)))
-    return KeyedInput(
-        frame, reader, source.id_type(), rows_total=source.count_hint(), packing=packing
-    )
+    return KeyedInput(frame, reader, source.id_type(), rows_total=plan.rows_in, plan=plan)
 
 
 def require_labels(source: Any, provider: str, label_column: str) -> None:
@@ -232,9 +236,15 @@ def read_split(
 ) -> Iterator[Batch]:
     """The :class:`Batch` es of one split of an :class:`~skil_sdk.ExecutorSource` (the
     executors' and the local engine's workers' one reading path)."""
+    from skil_sdk.inference.quarantine import BadRows
+
     try:
         if label_column is None:
-            for ids, features in source.read(split, batch_size):
+            for item in source.read(split, batch_size):
+                if isinstance(item, BadRows):
+                    yield item  # type: ignore[misc]
+                    continue
+                ids, features = item
                 yield Batch(ids, features, [])
         else:
             for ids, features, labels in source.read_labelled(split, batch_size, label_column):
@@ -270,7 +280,7 @@ def _from_frame(
 ) -> KeyedInput:
     from pyspark.sql.pandas.types import to_arrow_type
 
-    from skil_sdk.providers.arrays import column_to_matrix, feature_runs
+    from skil_sdk.providers.arrays import column_to_matrix, runs_keeping_bad_rows
 
     columns = list(frame.columns)
     if "id" not in columns:
@@ -293,13 +303,16 @@ def _from_frame(
     keep_types = [frame.schema[k].dataType for k in keep]
     selected = ["id", *features, *keep, *([label] if label else [])]
 
-    def reader(batches: Iterable[Any]) -> Iterator[Batch]:
+    def reader(batches: Iterable[Any]) -> Iterator[Any]:
         for batch in batches:
             if batch.num_rows == 0:
                 continue
+            batch, runs, bad = runs_keeping_bad_rows(batch, features, "id")
+            if bad is not None:
+                yield bad._replace(offsets=None)  # a DataFrame's rows have no file offsets
             ids = batch.column("id")
             labels = column_to_matrix(batch.column(label), label, ids) if label else None
-            for start, stop, values in feature_runs(batch, features, ids):
+            for start, stop, values in runs:
                 count = stop - start
                 yield Batch(
                     ids.slice(start, count),

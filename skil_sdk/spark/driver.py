@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from skil_sdk.commit import LocalCommitter
+from skil_sdk.commit import LocalCommitter, abandon_output
 from skil_sdk.errors import ConflictError, InvalidValueError, SkilError
 from skil_sdk.job.spec import (
     INFERENCE,
@@ -52,7 +52,11 @@ def error_message(exc: BaseException) -> tuple[str, str]:
 
 
 def executor_config(
-    spec: DriverSpec, token: str, keyed: KeyedInput | None = None, columns: Any = ()
+    spec: DriverSpec,
+    token: str,
+    keyed: KeyedInput | None = None,
+    columns: Any = (),
+    max_bad_rows: int = 0,
 ) -> Any:
     """The :class:`~skil_sdk.spark.executor.ExecutorConfig` of a job (its one place)."""
     from skil_sdk.spark.executor import ExecutorConfig
@@ -68,11 +72,13 @@ def executor_config(
         token=token,
         bundle_hash=spec.bundle_hash,
         node_cache=spec.node_cache,
+        max_bad_rows=max_bad_rows,
     )
 
 
-def provider_data(spec: DriverSpec, spark: Any) -> tuple[Any, dict[str, str]]:
-    """What the job's provider returns, and the options it was called with.
+def provider_data(spec: DriverSpec, spark: Any) -> tuple[Any, dict[str, str], str]:
+    """What the job's provider returns, the options it was called with, and the
+    provider's installed version.
 
     A provider that only the bundle holds (an unpublished ``--plugin`` project) has its
     options checked here, as ``prepare`` checks the others'.
@@ -87,7 +93,15 @@ def provider_data(spec: DriverSpec, spark: Any) -> tuple[Any, dict[str, str]]:
     if not job.provider.resolved:
         options = resolve_options(info.name, info.options, options)
     logs_of = "" if spec.in_session else spec.job_id
-    return call_provider(info, spark, options, logs_of), options
+    return call_provider(info, spark, options, logs_of), options, info.version
+
+
+def _committer(job: Any) -> LocalCommitter | None:
+    """The per-task commit of a batch-inference job's local (or mounted) output."""
+    if job.kind != INFERENCE or not job.output or not is_local(job.output):
+        return None
+    # absolute: executors have other working directories
+    return LocalCommitter(local_path(job.output).resolve())
 
 
 #: Cores assumed for packing when a cluster's size is not configured (executors register
@@ -165,21 +179,81 @@ def run(spec: DriverSpec, token: str, spark: Any = None) -> dict[str, Any]:
     """Run the job ``spec`` describes; return the result record.
 
     ``spark`` is an existing SparkSession to run in (a notebook's); by default the one
-    ``spark-submit`` configured is used.
+    ``spark-submit`` configured is used. A job that fails leaves nothing at a local output
+    path it created, but the committed tasks of a job that can be resumed (and says so).
     """
     from pyspark.sql import SparkSession
-
-    from skil_sdk.spark import executor
-    from skil_sdk.spark.progress import ProgressReporter
 
     started = time.time()
     job = spec.job
     if spark is None:
         spark = SparkSession.builder.appName(spec.app_name).getOrCreate()
-    sc = spark.sparkContext
     if job.output:
         check_remote_output(spark, job.output, job.overwrite, job.kind)
-    data, options = provider_data(spec, spark)
+    committer = _committer(job)
+    if committer is None:
+        return _run(spark, spec, token, None, started)
+    existed = committer.output.exists() and not spec.resume
+    if existed and job.overwrite != OVERWRITE_NO:
+        # checked when the job was prepared: an earlier output, or --overwrite=force
+        remove_entry(committer.output)
+        existed = False
+    try:
+        return _run(spark, spec, token, committer, started)
+    except BaseException as exc:
+        kept = abandon_output(committer, not existed, spec.job_id, exc, spec.resume)
+        if kept and isinstance(exc, SkilError):
+            raise _noted(exc, kept) from exc
+        raise
+
+
+def _run(
+    spark: Any, spec: DriverSpec, token: str, committer: LocalCommitter | None, started: float
+) -> dict[str, Any]:
+    from skil_sdk.spark import executor
+    from skil_sdk.spark.progress import ProgressReporter
+
+    job = spec.job
+    sc = spark.sparkContext
+    data, options, version = provider_data(spec, spark)
+    if spec.resume:
+        from skil_sdk.job.plan import require_resumable
+        from skil_sdk.providers.interface import ExecutorSource
+
+        if not isinstance(data, ExecutorSource):
+            raise InvalidValueError(
+                f"The {job.provider.name} provider returns Spark data, whose partitions may "
+                "differ from run to run, so its jobs cannot be resumed; run the job again."
+            )
+        require_resumable(data, job.provider.name)
+    if committer is not None:
+        committer.setup()
+        committer.discard_attempts()  # a stopped run's unfinished attempts
+
+    def planner(source: Any, splits: list[Any]) -> Any:
+        from skil_sdk.job.plan import plan_tasks, schema_columns
+        from skil_sdk.plugins import get_postprocessor
+        from skil_sdk.spark.schema import output_columns
+
+        post_fn = get_postprocessor(job.postprocess) if job.postprocess else None
+        columns = output_columns(dict(job.model.signature), post_fn, dict(job.postprocess_options))
+        schema = executor_config(spec, token, None, columns).arrow_schema(
+            arrow_type_of_spark_name(source.id_type())
+        )
+        return plan_tasks(
+            job,
+            spec.job_id,
+            source,
+            splits,
+            planned_parallelism(sc),
+            committer,
+            resume=spec.resume,
+            bundle_hash=spec.bundle_hash,
+            provider_version=version,
+            output_schema=schema_columns(schema),
+            record=not spec.in_session,  # resume needs the spec a submitted job records
+        )
+
     keyed = adapt(
         spark,
         data,
@@ -189,16 +263,47 @@ def run(spec: DriverSpec, token: str, spark: Any = None) -> dict[str, Any]:
         keep=job.keep_columns,
         label_column=job.label_column,
         job_id="" if spec.in_session else spec.job_id,
-        parallelism=planned_parallelism(sc),
-        rows_per_task=job.rows_per_task,
+        planner=planner,
     )
+    budget = job.budget()
+    rows_in = keyed.rows_total
+    if rows_in is None and budget.needs_input_rows and keyed.plan is None:
+        rows_in = keyed.frame.count()  # a share of a DataFrame's rows: counted first
+    limit = budget.limit(rows_in)
     stats = sc.accumulator({}, executor.ExecutorStatsParam())
     group = f"skil-{spec.job_id}"
     sc.setJobGroup(group, f"skil-sdk {job.kind} {spec.job_id}", True)
+    plan = keyed.plan
+    hint = spec.job_id if plan is not None and plan.resumable else ""
+    kept_bad = 0
+    if committer is not None and plan is not None:
+        kept_bad = sum(committer.task_rows(t)[1] for t in plan.kept)
+        if kept_bad > limit:  # a resume with a smaller budget
+            from skil_sdk.job.plan import RowAccount, check_budget
+
+            check_budget(RowAccount(None, 0, kept_bad), limit, committer, hint)
     reporter = ProgressReporter(
-        sc, group, spec.server_url, token, spec.job_id, keyed.rows_total, stats
+        sc,
+        group,
+        spec.server_url,
+        token,
+        spec.job_id,
+        keyed.rows_total,
+        stats,
+        budget=(limit, kept_bad),
+        tasks_kept=len(plan.kept) if plan is not None else 0,
+        resume_hint=hint,
+        first_error=committer.first_error if committer is not None else None,
     )
-    context = {"started": started, "identity": spec.identity(options), "stats": stats}
+    context = {
+        "started": started,
+        "identity": spec.identity(options),
+        "stats": stats,
+        "limit": limit,
+        "rows_in": rows_in,
+        "committer": committer,
+        "resume_hint": hint,
+    }
     reporter.start()
     try:
         if job.kind == INFERENCE:
@@ -206,6 +311,11 @@ def run(spec: DriverSpec, token: str, spark: Any = None) -> dict[str, Any]:
         from skil_sdk.evaluation.job import evaluate
 
         return evaluate(spark, spec, executor_config(spec, token), keyed, context)
+    except Exception:
+        exceeded = reporter.over_budget()
+        if exceeded is not None:  # the job group was cancelled for it
+            raise exceeded from None
+        raise
     finally:
         reporter.stop()
 
@@ -214,7 +324,8 @@ def write_parquet(
     spark: Any, spec: DriverSpec, token: str, keyed: KeyedInput, context: dict[str, Any]
 ) -> dict[str, Any]:
     """The batch-inference sink: the model's outputs written as Parquet, then
-    ``_skil_job.json``; a failed write leaves nothing at an output path it created."""
+    ``_skil_job.json``; a failed write leaves nothing at an output path it created
+    (but the committed tasks of a job that can be resumed)."""
     from skil_sdk.plugins import get_postprocessor
     from skil_sdk.spark import executor
     from skil_sdk.spark.schema import output_columns
@@ -222,16 +333,16 @@ def write_parquet(
     job = spec.job
     post_fn = get_postprocessor(job.postprocess) if job.postprocess else None
     columns = output_columns(dict(job.model.signature), post_fn, dict(job.postprocess_options))
-    cfg = executor_config(spec, token, keyed, columns)
+    cfg = executor_config(spec, token, keyed, columns, context["limit"])
     id_arrow = arrow_type_of_spark_name(keyed.id_type)
     reader, stats = keyed.reader, context["stats"]
     paths = HadoopPath(spark, job.output)
     compute_started = time.time()
-    created = False
-    if is_local(job.output):
-        created = write_tasks(
-            keyed, cfg, id_arrow, stats, job.output, job.overwrite, f"skil-{spec.job_id}"
-        )
+    committer = context["committer"]
+    created = False  # a local output's removal is run()'s
+    if committer is not None:
+        counted = write_tasks(keyed, cfg, id_arrow, stats, committer, spec.job_id,
+                              context["resume_hint"])
     else:
 
         def run_batches(batches: Any) -> Any:
@@ -240,6 +351,7 @@ def write_parquet(
         schema = _ddl(keyed.id_type, list(keyed.keep), columns)
         result_frame = keyed.frame.mapInArrow(run_batches, schema)
         created = not paths.exists()
+        counted = None
         try:
             mode = "errorifexists" if job.overwrite == OVERWRITE_NO else "overwrite"
             result_frame.write.mode(mode).parquet(job.output)
@@ -248,11 +360,20 @@ def write_parquet(
                 _remove_quietly(paths)
             raise
     try:
-        return _record_output(spark, spec, keyed, columns, context, compute_started, paths)
+        return _record_output(
+            spark, spec, keyed, columns, context, compute_started, paths, counted
+        )
     except BaseException:
-        if created:  # nothing half-written at a path the job created
+        if committer is None and created:  # nothing half-written at a path it created
             _remove_quietly(paths)
         raise
+
+
+def _noted(exc: SkilError, note: str) -> SkilError:
+    """``exc`` with ``note`` (what the failed job kept) added to its message."""
+    exc.message += note
+    exc.args = (exc.message,)
+    return exc
 
 
 def _record_output(
@@ -263,20 +384,51 @@ def _record_output(
     context: dict[str, Any],
     compute_started: float,
     paths: HadoopPath,
+    counted: Any,
 ) -> dict[str, Any]:
-    """``_skil_job.json`` of a written output, then (local outputs) ``_SUCCESS``."""
+    """The rows accounted for, ``_skil_job.json`` of the written output, then (local
+    outputs) the job's commit and ``_SUCCESS``."""
+    from skil_sdk.job.plan import RowAccount, account_rows, check_budget
+
     job = spec.job
     sc = spark.sparkContext
     stats = context["stats"]
     finished = time.time()
-    executors = sorted((stats.value or {}).values(), key=lambda r: (r["host"], r["pid"]))
-    rows_written = _rows_written(job.output, sum(int(e["rows"]) for e in executors))
+    executors = sorted(
+        ({k: v for k, v in e.items() if k != "first_bad"} for e in (stats.value or {}).values()),
+        key=lambda r: (r["host"], r["pid"]),
+    )
+    committer = context["committer"]
+    plan = keyed.plan
+    if committer is not None:
+        if plan is not None:
+            account = account_rows(
+                committer, range(len(plan.tasks)), plan.task_rows, context["rows_in"]
+            )
+        else:  # a DataFrame's tasks: the rows each read
+            account = account_rows(
+                committer, range(len(counted.rows_read)), counted.rows_read,
+                sum(counted.rows_read),
+            )
+        check_budget(account, context["limit"], committer, context["resume_hint"])
+    else:
+        reported = sum(int(e["rows"]) for e in executors)
+        bad = sum(int(e.get("rows_quarantined", 0)) for e in executors)
+        account = RowAccount(context["rows_in"], reported, bad)
+    tasks = {
+        "tasks": len(plan.tasks) if plan is not None else None,
+        "tasks_kept": len(plan.kept) if plan is not None else 0,
+        "tasks_run": len(plan.todo) if plan is not None else None,
+    }
     record = {
         **context["identity"],
+        **account.to_dict(),
+        **tasks,
+        "max_bad_rows": job.max_bad_rows,
         "engine": "spark",
         "postprocess": job.postprocess,
         "batch_size": job.batch_size,
-        "rows": rows_written,
+        "rows": account.rows_written,
         "columns": [{"name": "id", "type": keyed.id_type}] + [c.to_dict() for c in columns],
         "spark_version": spark.version,
         "master": sc.master,
@@ -290,13 +442,30 @@ def _record_output(
         },
         "executors": executors,
     }
-    paths.write_text(json.dumps(record, indent=2) + "\n", "_skil_job.json")
-    if is_local(job.output):
-        LocalCommitter(local_path(job.output)).finish()  # _SUCCESS after _skil_job.json
-    return {"state": "SUCCEEDED", "rows": rows_written, "executors": executors, "record": record}
+    text = json.dumps(record, indent=2) + "\n"
+    if committer is not None:
+        committer.finish(text)  # parts published, _skil_job.json, then _SUCCESS
+    else:
+        paths.write_text(text, "_skil_job.json")
+    return {
+        "state": "SUCCEEDED",
+        "rows": account.rows_written,
+        "executors": executors,
+        "record": record,
+        **account.to_dict(),
+        **tasks,
+    }
 
 
-_TASK_SCHEMA = "task int, attempt bigint, rows bigint"
+_TASK_SCHEMA = "task int, attempt bigint, rows bigint, quarantined bigint, rows_read bigint"
+
+
+class _Counted:
+    """What the tasks of a per-task-committed job did."""
+
+    def __init__(self, rows_read: list[int | None]) -> None:
+        #: Per task: the input rows it read (a DataFrame's tasks; None where not counted).
+        self.rows_read = rows_read
 
 
 def write_tasks(
@@ -304,30 +473,24 @@ def write_tasks(
     cfg: Any,
     id_arrow: Any,
     stats: Any,
-    output: str,
-    overwrite: str,
-    group: str,
-) -> bool:
-    """The executors write their tasks' Parquet themselves (pyarrow, one file per task
-    attempt); the attempts Spark counted as successful are committed here, one part file
-    per task (:mod:`skil_sdk.commit`). Return whether the job created the output path; a
-    failure leaves nothing at an output path the job created, and no temporary files."""
-    import shutil
-
+    committer: LocalCommitter,
+    job_id: str,
+    resume_hint: str = "",
+) -> _Counted:
+    """The executors write their tasks' Parquet (and quarantined rows) themselves, one
+    directory per task attempt, and commit it (:mod:`skil_sdk.commit`): the first attempt
+    of a task to finish holds its rows."""
     import pyarrow as pa
 
+    from skil_sdk.commit import ERRORS, PART
+    from skil_sdk.inference.quarantine import Quarantine
     from skil_sdk.spark import executor
 
-    root = local_path(output).resolve()  # executors have other working directories
-    existed = root.exists()
-    if existed and overwrite != OVERWRITE_NO:
-        # checked when the job was prepared: an earlier output, or --overwrite=force
-        remove_entry(root)
-        existed = False
-    committer = LocalCommitter(root)
-    committer.setup()
+    root = committer.output
     reader = keyed.reader
     schema = cfg.arrow_schema(id_arrow)
+    from_frame = keyed.plan is None
+    todo = keyed.plan.todo if keyed.plan is not None else None  # partition p runs todo[p]
 
     def write_task(batches: Any) -> Any:
         import pyarrow.parquet as pq
@@ -337,64 +500,72 @@ def write_tasks(
         if task is None:  # mapInArrow functions run in Spark tasks
             raise RuntimeError("write_task runs inside a Spark task")
         # taskAttemptId is unique in the application: a retried stage's attempts (which
-        # count attemptNumber from 0 again) never share a file
-        number, attempt = task.partitionId(), task.taskAttemptId()
+        # count attemptNumber from 0 again) never share a directory
+        partition, attempt = task.partitionId(), task.taskAttemptId()
+        number = todo[partition] if todo is not None else partition
         if not committer.temporary.is_dir():
             raise InvalidValueError(
                 f"The output {root} is not on a file system this executor shares with the "
                 "driver; write to a shared path, or to hdfs:// or s3a://."
             )
+        read = 0
+
+        def counting(items: Any) -> Any:
+            nonlocal read
+            for item in items:
+                read += item.num_rows
+                yield item
+
+        source = reader(counting(batches) if from_frame else batches)
+        quarantine = Quarantine(cfg.max_bad_rows, id_arrow, resume_hint)
+        directory = committer.begin(number, attempt)
         rows = 0
-        with (
-            open(committer.attempt_path(number, attempt), "xb") as handle,
-            pq.ParquetWriter(handle, schema) as writer,
-        ):
-            for out in executor.infer_batches(cfg, reader(batches), id_arrow, stats):
+        with pq.ParquetWriter(directory / PART, schema) as writer:
+            for out in executor.infer_batches(
+                cfg, source, id_arrow, stats, quarantine=quarantine
+            ):
                 writer.write_batch(out)
                 rows += out.num_rows
+        if quarantine.count:
+            pq.write_table(quarantine.table(), directory / ERRORS)
+        committer.commit(number, attempt)
         yield pa.RecordBatch.from_arrays(
-            [pa.array([number], pa.int32()), pa.array([attempt], pa.int64()),
-             pa.array([rows], pa.int64())],
-            names=["task", "attempt", "rows"],
+            [
+                pa.array([number], pa.int32()),
+                pa.array([attempt], pa.int64()),
+                pa.array([rows], pa.int64()),
+                pa.array([quarantine.count], pa.int64()),
+                pa.array([read if from_frame else None], pa.int64()),
+            ],
+            names=["task", "attempt", "rows", "quarantined", "rows_read"],
         )
 
     try:
-        counted = keyed.frame.mapInArrow(write_task, _TASK_SCHEMA).collect()
-        for row in sorted(counted):
-            if not committer.commit(int(row["task"]), int(row["attempt"])):
-                raise ConflictError(
-                    f"Another job wrote {committer.part_path(int(row['task']))} while this one "
-                    "ran; give each job its own output path."
-                )
-        if not counted:  # no tasks ran: one empty part file carries the schema
+        counted = [] if todo == () else keyed.frame.mapInArrow(write_task, _TASK_SCHEMA).collect()
+        done = {int(row["task"]) for row in counted}
+        missing = [t for t in (todo if todo is not None else sorted(done)) if t not in done]
+        lost = [t for t in sorted(done) if not committer.is_committed(t)]
+        if missing or lost:
+            raise ConflictError(
+                f"Task {(missing or lost)[0]}'s output at {root} is gone, as if another job "
+                "wrote there while this one ran; give each job its own output path."
+            )
+        if not counted and (keyed.plan is None or not keyed.plan.tasks):
+            # no tasks ran: one empty part file carries the schema
             import pyarrow.parquet as pq
 
             pq.write_table(schema.empty_table(), committer.part_path(0))
     except BaseException:
         # stop what still runs (a notebook's Ctrl-C ends collect(), not the Spark job)
         with contextlib.suppress(Exception):
-            keyed.frame.sparkSession.sparkContext.cancelJobGroup(group)
-        shutil.rmtree(root if not existed else committer.temporary, ignore_errors=True)
+            keyed.frame.sparkSession.sparkContext.cancelJobGroup(f"skil-{job_id}")
         raise
-    return not existed
-
-
-def _rows_written(output: str, reported: int) -> int:
-    """Rows in the committed output: from the Parquet footers when it is a local path,
-    else what the executors reported for the successful tasks (Spark merges a task's
-    accumulator updates once, when it succeeds)."""
-    from skil_sdk.uris import is_local, local_path
-
-    if not is_local(output):
-        return reported
-    import pyarrow.parquet as pq
-
-    root = local_path(output)
-    return sum(
-        pq.read_metadata(part).num_rows
-        for part in sorted(root.glob("*.parquet"))
-        if not part.name.startswith(("_", "."))
-    )
+    rows_read: list[int | None] = [None] * len(counted)
+    if from_frame:
+        rows_read = [None] * (max((int(r["task"]) for r in counted), default=-1) + 1)
+        for row in counted:
+            rows_read[int(row["task"])] = int(row["rows_read"])
+    return _Counted(rows_read)
 
 
 def _ddl(id_type: str, keep: list[tuple[str, str]], columns: list[Any]) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from skil_sdk.inference.batching import slice_batch
 from skil_sdk.spark.schema import ColumnSpec, spark_column_name
 
 _RUNNERS: dict[str, Any] = {}
@@ -53,6 +54,8 @@ class ExecutorConfig:
     node_cache: str | None = None
     #: ``(input name, per-row shape)`` pairs from ``--input-shape``.
     input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    #: The bad rows the job may quarantine (``--max-bad-rows`` as a count; 0: none).
+    max_bad_rows: int = 0
 
     @classmethod
     def of_job(
@@ -68,6 +71,7 @@ class ExecutorConfig:
         token: str = "",
         bundle_hash: str | None = None,
         node_cache: str | None = None,
+        max_bad_rows: int = 0,
     ) -> ExecutorConfig:
         """The config of ``job`` (a :class:`~skil_sdk.job.spec.JobSpec`), for both engines
         (the local engine's workers need no server, token, bundle or node cache)."""
@@ -88,6 +92,7 @@ class ExecutorConfig:
             bundle_hash=bundle_hash,
             node_cache=node_cache,
             input_shapes=tuple(sorted((k, tuple(v)) for k, v in job.input_shapes.items())),
+            max_bad_rows=max_bad_rows,
         )
 
     def arrow_schema(self, id_arrow_type: pa.DataType) -> pa.Schema:
@@ -155,10 +160,16 @@ def _postprocessor(config: ExecutorConfig) -> Any:
 def rebatch(batches: Iterable[Any], size: int) -> Iterator[Any]:
     """Incoming :class:`~skil_sdk.spark.adapter.Batch` es as batches of at most ``size``
     rows: large ones cut, consecutive small ones of one shape joined (a packed task of
-    small files gives the model full batches), the rows' order kept."""
+    small files gives the model full batches), the rows' order kept.
+    :class:`~skil_sdk.BadRows` pass through as they come."""
+    from skil_sdk.inference.quarantine import BadRows
+
     held: list[Any] = []
     held_rows = 0
     for batch in batches:
+        if isinstance(batch, BadRows):
+            yield batch
+            continue
         rows = len(batch.ids)
         if rows == 0:
             continue
@@ -168,23 +179,12 @@ def rebatch(batches: Iterable[Any], size: int) -> Iterator[Any]:
         if rows >= size:
             for start in range(0, rows, size):
                 stop = min(rows, start + size)
-                yield batch if stop - start == rows else _slice_batch(batch, start, stop)
+                yield batch if stop - start == rows else slice_batch(batch, start, stop)
             continue
         held.append(batch)
         held_rows += rows
     if held:
         yield _join(held)
-
-
-def _slice_batch(batch: Any, start: int, stop: int) -> Any:
-    return batch._make(
-        (
-            batch.ids[start:stop],
-            _slice_features(batch.features, start, stop),
-            [k.slice(start, stop - start) for k in batch.kept],
-            None if batch.labels is None else batch.labels[start:stop],
-        )
-    )
 
 
 def _joinable(first: Any, other: Any) -> bool:
@@ -253,66 +253,58 @@ def _join(batches: list[Any]) -> Any:
     return first._make((ids, features, kept, labels))
 
 
-def _slice_features(features: Any, start: int, stop: int) -> Any:
-    if isinstance(features, dict):
-        return {k: v[start:stop] for k, v in features.items()}
-    return features[start:stop]
-
-
 def infer_batches(
     config: ExecutorConfig,
     batches: Iterable[Any],
     id_arrow_type: pa.DataType,
     stats: Any = None,
     runner: Any = None,
+    quarantine: Any = None,
 ) -> Iterator[pa.RecordBatch]:
     """Run the model over :class:`~skil_sdk.spark.adapter.Batch` es; yield output batches.
 
     ``runner`` is the model runner to use (the local engine's workers load the stored
-    model directly); by default this process's runner for the job's model.
+    model directly); by default this process's runner for the job's model. Rows the
+    model cannot take go to ``quarantine`` (a :class:`~skil_sdk.inference.quarantine.
+    Quarantine`; by default one that keeps them nowhere), within the job's budget.
     """
+    from skil_sdk.inference.quarantine import BadRows, Quarantine, run_isolating
+
     runner = runner if runner is not None else model_runner(config)
+    if quarantine is None:
+        quarantine = Quarantine(config.max_bad_rows, id_arrow_type, config.job_id)
     postprocess = _postprocessor(config)
     options = dict(config.postprocess_options)
     schema = config.arrow_schema(id_arrow_type)
     rows_done = 0
-    for batch in rebatch(batches, config.batch_size):
-        ids = batch.ids
-        rows = len(ids)
-        if rows == 0:
+    for item in rebatch(batches, config.batch_size):
+        if isinstance(item, BadRows):
+            quarantine.add(item)
             continue
-        outputs = run_naming_first_id(runner, batch.features, ids, config.input_shapes)
-        if postprocess is not None:
-            outputs = postprocess(outputs, **options)
-        by_column = {spark_column_name(name): value for name, value in outputs.items()}
-        arrays = [ids if isinstance(ids, pa.Array) else pa.array(ids, type=id_arrow_type)]
-        arrays += list(batch.kept)
-        arrays += [spec.to_arrow(by_column[spec.name], rows) for spec in config.columns]
-        rows_done += rows
-        yield pa.RecordBatch.from_arrays(arrays, schema=schema)
+        if len(item.ids) == 0:
+            continue
+        for batch, outputs in run_isolating(runner, item, config.input_shapes, quarantine):
+            ids = batch.ids
+            rows = len(ids)
+            if postprocess is not None:
+                outputs = postprocess(outputs, **options)
+            by_column = {spark_column_name(name): value for name, value in outputs.items()}
+            arrays = [ids if isinstance(ids, pa.Array) else pa.array(ids, type=id_arrow_type)]
+            arrays += list(batch.kept)
+            arrays += [spec.to_arrow(by_column[spec.name], rows) for spec in config.columns]
+            rows_done += rows
+            yield pa.RecordBatch.from_arrays(arrays, schema=schema)
     if stats is not None:
-        stats.add({_process_key(): process_record(rows_done)})
-
-
-def run_naming_first_id(runner: Any, features: Any, ids: Any, input_shapes: Any = ()) -> Any:
-    """``runner.run(features)``; a refused batch's error names the id of its first row."""
-    from skil_sdk.errors import ModelError
-
-    try:
-        return runner.run(features, dict(input_shapes))
-    except ModelError as exc:
-        first = ids[0]
-        first = first.as_py() if hasattr(first, "as_py") else first
-        first = first.item() if hasattr(first, "item") else first
-        raise ModelError(f"{exc.message.rstrip('.')} (in the rows from id {first!r} on).") from exc
+        record = process_record(rows_done, quarantine.count)
+        stats.add({_process_key(): {**record, "first_bad": quarantine.first()}})
 
 
 def _process_key() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def process_record(rows: int) -> dict[str, Any]:
-    """This worker process's record: host, pid, Python, bundle and rows done."""
+def process_record(rows: int, quarantined: int = 0) -> dict[str, Any]:
+    """This worker process's record: host, pid, Python, bundle, rows done and quarantined."""
     return {
         "host": socket.gethostname(),
         "pid": os.getpid(),
@@ -320,6 +312,7 @@ def process_record(rows: int) -> dict[str, Any]:
         "executable": os.environ.get("PEX") or sys.executable,
         "bundle_hash": bundle_hash_in_process(),
         "rows": rows,
+        "rows_quarantined": quarantined,
     }
 
 
@@ -343,7 +336,13 @@ class ExecutorStatsParam:
     def addInPlace(self, left: dict[str, Any], right: dict[str, Any]) -> dict[str, Any]:
         for key, record in right.items():
             if key in left:
-                left[key] = {**left[key], "rows": left[key]["rows"] + record["rows"]}
+                left[key] = {
+                    **left[key],
+                    "rows": left[key]["rows"] + record["rows"],
+                    "rows_quarantined": left[key].get("rows_quarantined", 0)
+                    + record.get("rows_quarantined", 0),
+                    "first_bad": left[key].get("first_bad") or record.get("first_bad"),
+                }
             else:
                 left[key] = dict(record)
         return left

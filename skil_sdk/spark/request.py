@@ -32,6 +32,14 @@ class JobResult:
     kind: str = "inference"
     #: ``spark`` or ``local``.
     engine: str = "spark"
+    #: The input's rows (None: the provider does not say), the rows written and the rows
+    #: quarantined in ``OUTPUT/_errors/`` (batch inference).
+    rows_in: int | None = None
+    rows_written: int | None = None
+    rows_quarantined: int | None = None
+    #: Tasks of the job, and of those the ones an earlier run committed (``jobs resume``).
+    tasks: int | None = None
+    tasks_kept: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -96,6 +104,7 @@ def driver_spec(
     server_url: str,
     result_path: Path,
     in_session: bool = False,
+    resume: bool = False,
 ) -> DriverSpec:
     """The driver program's input: the job spec and what this run adds (never the token)."""
     return DriverSpec(
@@ -109,6 +118,7 @@ def driver_spec(
         app_name=str(job.spark_args.get("name") or f"skil-sdk {job_id}"),
         submitted_at=time.time(),
         in_session=in_session,
+        resume=resume,
     )
 
 

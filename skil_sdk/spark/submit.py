@@ -10,7 +10,6 @@ and the executors inside the task closures; never through argv.
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
 import shutil
@@ -90,7 +89,7 @@ def submit(
     # the spec holds the provider options unredacted: an owner-only file
     atomic_write_text(job_dir / JOB_SPEC_FILE, json.dumps(job.to_dict(), indent=2), mode=0o600)
     if detach:
-        child = _spawn_detached(record.id, job_dir)
+        child = spawn_detached(record.id)
         store.update(record.id, runner_pid=child)
         return JobResult(
             record.id,
@@ -145,10 +144,15 @@ def _ensure_bundle(job: JobSpec, log: LogCallback) -> Any:
     )
 
 
-def _spawn_detached(job_id: str, job_dir: Path) -> int:
+def spawn_detached(job_id: str, *, resume: bool = False) -> int:
+    """Run job ``job_id`` (recorded, its spec in ``SKIL_HOME/jobs/ID``) in a process of its
+    own, its output in the job's ``runner.log``; return the process id."""
+    job_dir = skil_home() / "jobs" / job_id
+    argv = [sys.executable, "-m", "skil_sdk.spark.submit", job_id]
+    argv += ["--resume"] if resume else []
     with (job_dir / "runner.log").open("ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "skil_sdk.spark.submit", job_id],
+            argv,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -167,11 +171,13 @@ def run_job(
     on_progress: ProgressCallback | None = None,
     on_log: LogCallback | None = None,
     started: float | None = None,
+    resume: bool = False,
 ) -> JobResult:
     """Run a recorded job to its end (in this process) and return its result.
 
     A job that fails or is interrupted leaves nothing at a local output path it
-    created (nor a half-written replacement of one it was told to overwrite).
+    created (nor a half-written replacement of one it was told to overwrite), but the
+    committed tasks of a job that can be resumed; ``resume`` runs only the others.
     """
     from skil_sdk.store.jobs import issue_job_token
 
@@ -184,13 +190,17 @@ def run_job(
     result_path = job_dir / "result.json"
     with contextlib.suppress(FileNotFoundError):
         result_path.unlink()
-    output_existed = _output_exists(job)
-    cleanup = functools.partial(discard_incomplete_output, job, output_existed)
+    output_existed = _output_exists(job) and not resume
+    def cleanup(failure: BaseException | None = None) -> str | None:
+        return discard_incomplete_output(job, output_existed, job_id, failure, resume)
+
     with recording_failure(store, job_id, cleanup, "the runner"):
         advertise = advertise_host(job)
         with job_server(advertise, log, job_id) as server_url:
             token = issue_job_token(job_id, [job.model.id])
-            spec = driver_spec(job_id, job, bundle.hash, server_url, result_path)
+            spec = driver_spec(
+                job_id, job, bundle.hash, server_url, result_path, resume=resume
+            )
             spec_path = job_dir / "spec.json"
             atomic_write_text(spec_path, json.dumps(spec.to_dict(), indent=2), mode=0o600)
             driver = job_dir / "driver.py"
@@ -212,7 +222,7 @@ def run_job(
     try:
         return _conclude(job_id, job, bundle, store, result_path, returncode, log_path, started)
     except JobError:
-        discard_incomplete_output(job, output_existed)
+        discard_incomplete_output(job, output_existed, job_id, None, resume)
         raise
     finally:
         if on_progress is not None:
@@ -223,15 +233,24 @@ def _output_exists(job: JobSpec) -> bool:
     return bool(job.output) and is_local(job.output) and local_path(job.output).exists()
 
 
-def discard_incomplete_output(job: JobSpec, existed: bool) -> None:
-    """Remove a local Parquet output directory that a failed job created and left without
-    ``_SUCCESS``. A path that existed before the job is never removed here (what an
-    interrupted overwrite leaves is Spark's, and ``--overwrite`` replaces it)."""
-    if existed or job.kind != INFERENCE or not _output_exists(job):
-        return
+def discard_incomplete_output(
+    job: JobSpec,
+    existed: bool,
+    job_id: str,
+    failure: BaseException | None = None,
+    resumed: bool = False,
+) -> str | None:
+    """What a failed job leaves at its local Parquet output without ``_SUCCESS``: the
+    committed tasks of a job that can be resumed (then the sentence saying so), else
+    nothing at a path it created (at one that existed, nothing temporary)."""
+    from skil_sdk.commit import LocalCommitter, abandon_output
+
+    if job.kind != INFERENCE or not _output_exists(job):
+        return None
     path = local_path(job.output)
-    if path.is_dir() and not (path / "_SUCCESS").exists():
-        shutil.rmtree(path, ignore_errors=True)
+    if not path.is_dir() or (path / "_SUCCESS").exists():
+        return None
+    return abandon_output(LocalCommitter(path), not existed, job_id, failure, resumed)
 
 
 def run_in_session(
@@ -276,7 +295,11 @@ def run_in_session(
         rows_done=rows,
         rows_total=rows,
         executors=result.get("executors", []),
-        details={**store.get(record.id).details, "metrics": result.get("metrics")},
+        details={
+            **store.get(record.id).details,
+            **summary_of(result),
+            "metrics": result.get("metrics"),
+        },
     )
     store.finish(record.id, SUCCEEDED)
     return JobResult(
@@ -288,7 +311,24 @@ def run_in_session(
         bundle_hash,
         metrics=result.get("metrics"),
         kind=job.kind,
+        **result_counts(result),
     )
+
+
+#: What a driver's result says of the job's rows and tasks, kept in the job's record.
+_SUMMARY_KEYS = ("rows_in", "rows_written", "rows_quarantined", "tasks", "tasks_kept", "tasks_run")
+
+
+def summary_of(result: dict[str, Any]) -> dict[str, Any]:
+    """The rows and tasks a driver's result reports (for the job record's details)."""
+    return {k: result[k] for k in _SUMMARY_KEYS if result.get(k) is not None}
+
+
+def result_counts(result: dict[str, Any]) -> dict[str, Any]:
+    """The :class:`JobResult` fields of a driver's result."""
+    summary = summary_of(result)
+    return {k: summary[k] for k in ("rows_in", "rows_written", "rows_quarantined", "tasks",
+                                    "tasks_kept") if k in summary}
 
 
 def _conclude(
@@ -313,7 +353,11 @@ def _conclude(
             rows_done=rows,
             rows_total=rows,
             executors=result.get("executors", []),
-            details={**store.get(job_id).details, "metrics": result.get("metrics")},
+            details={
+                **store.get(job_id).details,
+                **summary_of(result),
+                "metrics": result.get("metrics"),
+            },
             **({"tasks_done": tasks} if tasks else {}),
         )
         store.finish(job_id, SUCCEEDED)
@@ -327,6 +371,7 @@ def _conclude(
             str(log_path),
             metrics=result.get("metrics"),
             kind=job.kind,
+            **result_counts(result),
         )
     if result:
         message = result.get("error") or "the job failed"
@@ -361,6 +406,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = sys.argv[1:] if argv is None else argv
     job_id = args[0]
+    resume = "--resume" in args[1:]
 
     def on_sigterm(_signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt
@@ -373,14 +419,14 @@ def main(argv: list[str] | None = None) -> int:
         if job.engine == "local":
             from skil_sdk.local.engine import run_local_job
 
-            run_local_job(job_id, job)
+            run_local_job(job_id, job, resume=resume)
             return 0
         bundle = ensure_bundle(
             [Path(p) for p in job.plugins],
             verify=True,
             gpu=job.execution_provider == "cuda",
         )
-        run_job(job_id, job, bundle)
+        run_job(job_id, job, bundle, resume=resume)
     except SkilError:
         return 1
     except KeyboardInterrupt:

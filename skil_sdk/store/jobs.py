@@ -34,6 +34,8 @@ SUCCEEDED = "SUCCEEDED"
 FAILED = "FAILED"
 KILLED = "KILLED"
 TERMINAL_STATES = frozenset({SUCCEEDED, FAILED, KILLED})
+#: A batch-inference job's row accounting, kept in its details and shown top-level.
+ROW_KEYS = ("rows_in", "rows_written", "rows_quarantined")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -137,6 +139,7 @@ class JobRecord:
             "rows_total": self.rows_total,
             "tasks_done": self.tasks_done,
             "tasks_total": self.tasks_total,
+            **{key: self.details.get(key) for key in ROW_KEYS},
             "rows_per_second": self.rows_per_second,
             "log_path": self.log_path,
             "error": self.error,
@@ -288,6 +291,15 @@ class JobStore:
             )
             db.execute("DELETE FROM job_tokens WHERE job_id = ?", (job_id,))
 
+    def reopen(self, job_id: str, **fields: Any) -> None:
+        """A stopped job back to SUBMITTED, to be resumed (its error and end cleared)."""
+        with self._connect() as db:
+            db.execute(
+                "UPDATE jobs SET state = ?, error = NULL, finished_at = NULL WHERE id = ?",
+                (SUBMITTED, job_id),
+            )
+        self.update(job_id, **fields)
+
     def report_progress(
         self,
         job_id: str,
@@ -391,24 +403,29 @@ def check_job_token(token: str) -> JobToken | None:
 
 @contextlib.contextmanager
 def recording_failure(
-    store: JobStore, job_id: str, cleanup: Callable[[], None], what: str
+    store: JobStore, job_id: str, cleanup: Callable[[BaseException], str | None], what: str
 ) -> Iterator[None]:
     """Record how a job's run ends if it raises: KILLED for Ctrl-C or SIGTERM (as
     ``KeyboardInterrupt``), FAILED with the message of a :class:`SkilError`, else FAILED
-    naming ``what`` failed; ``cleanup`` runs first. The exception goes on."""
+    naming ``what`` failed; ``cleanup`` (given the exception) runs first, and what it
+    returns (a sentence on what the job kept) is added to the message. The exception goes
+    on."""
     from skil_sdk.errors import SkilError
 
     try:
         yield
-    except KeyboardInterrupt:
-        cleanup()
-        store.finish(job_id, KILLED, error="the job was interrupted (Ctrl-C or SIGTERM)")
+    except KeyboardInterrupt as exc:
+        note = cleanup(exc) or ""
+        store.finish(job_id, KILLED, error="the job was interrupted (Ctrl-C or SIGTERM)" + note)
         raise
     except SkilError as exc:
-        cleanup()
+        kept = cleanup(exc)
+        if kept:
+            exc.message = exc.message + kept
+            exc.args = (exc.message,)
         store.finish(job_id, FAILED, error=exc.message)
         raise
     except BaseException as exc:
-        cleanup()
-        store.finish(job_id, FAILED, error=f"{what} failed: {exc!r}")
+        note = cleanup(exc) or ""
+        store.finish(job_id, FAILED, error=f"{what} failed: {exc!r}{note}")
         raise

@@ -11,7 +11,9 @@ checks the output: ``_SUCCESS``, and every input id exactly once.
   retried;
 - the model server (``skil-sdk serve``, shared through ``SKIL_SERVER_URL``) is SIGKILLed
   while the executors download a ~300 MB model, and started again on the same port:
-  the download resumes with HTTP Range.
+  the download resumes with HTTP Range;
+- the client, spark-submit and the driver are SIGKILLed once tasks committed: ``skil-sdk
+  jobs resume`` runs only the tasks that were missing.
 
 Killing the ``skil-sdk infer`` client is covered by tests/spark/test_jobs_cli.py.
 """
@@ -120,7 +122,12 @@ def _job_since(home: Path, since: float) -> JobRecord | None:
 
 
 def _start_infer(
-    cluster: Cluster, model_id: str, data: Path, out: Path, env: dict[str, str]
+    cluster: Cluster,
+    model_id: str,
+    data: Path,
+    out: Path,
+    env: dict[str, str],
+    new_session: bool = False,
 ) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [
@@ -153,6 +160,7 @@ def _start_infer(
         stderr=(out.parent / "infer.stderr").open("w"),
         text=True,
         env=env,
+        start_new_session=new_session,
     )
 
 
@@ -353,6 +361,45 @@ def _store_checks(env: dict[str, str]) -> dict[str, str]:
     return {
         c["name"]: c["status"] for c in json.loads(completed.stdout)["checks"] if c["name"] in names
     }
+
+
+def test_killed_client_and_driver_then_resumed(
+    cluster: Cluster, job_env: dict[str, str], tmp_path: Path
+) -> None:
+    """SIGKILL of the whole ``skil-sdk infer`` process group (the client, spark-submit and
+    the driver) once tasks have committed; ``jobs resume`` computes only the others."""
+    home = Path(job_env["SKIL_HOME"])
+    model_id = _add(models.small_mlp_model(tmp_path, seed=44), job_env)
+    since = time.time()
+    out = tmp_path / "out"
+    process = _start_infer(cluster, model_id, _data(tmp_path), out, job_env, new_session=True)
+    committed = out / "_temporary" / "committed"
+
+    def some_committed() -> int:
+        return len(list(committed.glob("task-*"))) if committed.is_dir() else 0
+
+    _wait(lambda: some_committed() > 0 or process.poll() is not None, 240, "a task to commit")
+    assert process.poll() is None, (out.parent / "infer.stderr").read_text()[-3000:]
+    os.killpg(process.pid, signal.SIGKILL)
+    process.communicate(timeout=60)
+    kept_at_kill = some_committed()
+    job = _job_since(home, since)
+    assert job is not None
+    record = _wait(lambda: (r := JobStore(home / "jobs.sqlite").get(job.id)).is_finished and r,
+                   60, "the killed job to be marked finished")
+    assert record.state == "FAILED" and not (out / "_SUCCESS").exists()
+    assert not list(out.glob("part-*")), "no rows are visible before the job's commit"
+    resumed = subprocess.run([SKIL, "jobs", "resume", job.id, "--json"], capture_output=True,
+                             text=True, env=job_env, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    result = json.loads(resumed.stdout)
+    tasks = ROWS // ROW_GROUP
+    assert result["tasks"] == tasks and kept_at_kill <= result["tasks_kept"] < tasks
+    assert (result["rows_in"], result["rows_written"]) == (ROWS, ROWS)
+    _assert_every_id_once(out)
+    meta = json.loads((out / "_skil_job.json").read_text())
+    assert meta["tasks_run"] == tasks - meta["tasks_kept"], "only the missing tasks ran"
+    assert meta["tasks_kept"] == result["tasks_kept"]
 
 
 def test_killed_at_job_start(job_env: dict[str, str], tmp_path: Path) -> None:

@@ -26,11 +26,25 @@ def features_of(ids: np.ndarray) -> np.ndarray:
 class MarkedSource(ExecutorSource):
     """Rows 0..n-1 in ``splits`` splits. With ``kill_split``, the first read of that split
     kills its own worker (SIGKILL, once: a marker remembers); with ``block``, every read
-    touches ``started`` and waits (bounded) for ``release``."""
+    of a split from ``block_from`` on touches ``started`` and waits (bounded) for
+    ``release``. Its fingerprint is its settings (the rows are computed, not read)."""
 
-    def __init__(self, n: int, splits: int, markers: str, kill_split: int, block: bool) -> None:
+    def __init__(
+        self,
+        n: int,
+        splits: int,
+        markers: str,
+        kill_split: int,
+        block: bool,
+        block_from: int,
+        lose_row: int = -1,
+    ) -> None:
         self.n, self.count, self.markers = n, splits, markers
-        self.kill_split, self.block = kill_split, block
+        self.kill_split, self.block, self.block_from = kill_split, block, block_from
+        self.lose_row = lose_row  # a row read() leaves out although count_hint() counts it
+
+    def fingerprint(self) -> str:
+        return f"marked:{self.n}:{self.count}"
 
     def splits(self) -> list[tuple[int, int]]:
         step = -(-self.n // self.count)
@@ -42,7 +56,8 @@ class MarkedSource(ExecutorSource):
     def read(self, split: tuple[int, int], batch_size: int) -> Iterator[tuple[Any, Any]]:
         markers = Path(self.markers)
         Path(markers, f"read-{split[0]}-{os.getpid()}").touch()
-        if self.block:
+        step = max(1, -(-self.n // self.count))
+        if self.block and split[0] // step >= self.block_from:
             Path(markers, "started").touch()
             deadline = time.monotonic() + 300
             while not Path(markers, "release").exists() and time.monotonic() < deadline:
@@ -51,6 +66,7 @@ class MarkedSource(ExecutorSource):
         for start in range(split[0], split[1], batch_size):
             stop = min(split[1], start + batch_size)
             ids = np.arange(start, stop, dtype=np.int64)
+            ids = ids[ids != self.lose_row]
             yield ids, features_of(ids)
             if first == self.kill_split and not Path(markers, "killed").exists():
                 Path(markers, "killed").touch()
@@ -68,6 +84,8 @@ class MarkedProvider(KeyedDataSetProvider):
         ProviderOption("markers", "a directory for markers", required=True, type="path"),
         ProviderOption("kill_split", "the split whose first read kills its worker", default="-1"),
         ProviderOption("block", "reads wait for a release file", default="false", type="bool"),
+        ProviderOption("block_from", "the first split whose reads wait", default="0", type="int"),
+        ProviderOption("lose_row", "an id read() leaves out", default="-1", type="int"),
     )
 
     def data(self, spark: Any, **options: str) -> MarkedSource:
@@ -77,4 +95,6 @@ class MarkedProvider(KeyedDataSetProvider):
             options["markers"],
             int(options["kill_split"]),
             options["block"] == "true",
+            int(options["block_from"]),
+            int(options["lose_row"]),
         )

@@ -188,7 +188,7 @@ def test_a_bad_row_fails_the_job_naming_it_and_leaves_nothing(tmp_path: Path) ->
         tmp_path / "wide.parquet", np.arange(50, dtype=np.int64),
         np.zeros((50, 5), dtype=np.float32), 10,
     )
-    with pytest.raises(ModelError, match=r"expects 4 values per row .* \(in the rows from id"):
+    with pytest.raises(ModelError, match=r"expects 4 values per row .* \(in the row with id 0\)"):
         submit(_request(model_id, "parquet", tmp_path / "out", options={"path": str(path)}))
     assert not (tmp_path / "out").exists()
     assert JobStore().list()[0].state == "FAILED"

@@ -82,7 +82,7 @@ DATA_CASES = [
     DataCase("data-wrong-feature-length", "4", options=lambda t: {"path": str(_parquet(t, 5))},
              provider="parquet"),
     DataCase("data-ragged-rows",
-             "got rows of 3 values; send rows of 4 values (in the rows from id 2 on)",
+             "got rows of 3 values; send rows of 4 values (in the row with id 2)",
              _frame([(1, [0.0] * 4), (2, [0.0] * 3)], FLOATS)),
     DataCase("data-wrong-element-type", "could not be read as float32 rows",
              _frame([(1, ["a", "b", "c", "d"])], "id long, features array<string>")),

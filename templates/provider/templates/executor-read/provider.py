@@ -204,6 +204,13 @@ class RowFilesSource(ExecutorSource):
         # then shown by tasks instead of rows.
         return None
 
+    def fingerprint(self) -> str:
+        # each file's path, size and modification time: `skil-sdk jobs resume` continues a
+        # failed job only when the files did not change
+        from skil_sdk.providers.fingerprint import files_fingerprint
+
+        return files_fingerprint(sorted({split.path for split in self._splits}))
+
     def read(self, split: FileSplit, batch_size: int) -> Iterator[tuple[Any, Any]]:
         for ids, features, _labels in self.batches(split, batch_size, None):
             yield ids, features
