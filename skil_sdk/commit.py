@@ -58,6 +58,32 @@ class LocalCommitter:
         directory.mkdir()
         return directory
 
+    def write_attempt(
+        self,
+        task: int,
+        attempt: int,
+        schema: Any,
+        batches: Any,
+        quarantine: Any,
+        on_batch: Any = None,
+    ) -> int:
+        """Write an attempt's output ``batches`` (Arrow record batches of ``schema``) and
+        the rows ``quarantine`` holds once they are written; return the rows written.
+        ``on_batch(rows)`` is called after each batch (progress)."""
+        import pyarrow.parquet as pq
+
+        directory = self.begin(task, attempt)
+        rows = 0
+        with pq.ParquetWriter(directory / PART, schema) as writer:
+            for batch in batches:
+                writer.write_batch(batch)
+                rows += batch.num_rows
+                if on_batch is not None:
+                    on_batch(batch.num_rows)
+        if quarantine.count:
+            pq.write_table(quarantine.table(), directory / ERRORS)
+        return rows
+
     def task_dir(self, task: int) -> Path:
         """Where task ``task``'s committed files wait for the job's commit."""
         return self.committed_dir / f"task-{task:05d}"

@@ -25,6 +25,12 @@ class SkilError(Exception):
         super().__init__(message)
         self.message = message
 
+    def with_note(self, note: str) -> SkilError:
+        """Add ``note`` (a sentence on what a failed job kept) to the message; return self."""
+        self.message += note
+        self.args = (self.message,)
+        return self
+
     def to_dict(self) -> dict[str, str]:
         """The error as the JSON shape shared by the CLI and the server."""
         return {"code": self.code, "message": self.message}

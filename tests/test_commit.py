@@ -10,6 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
+import pytest
 
 from skil_sdk.commit import ERRORS, PART, LocalCommitter, abandon_output
 
@@ -46,12 +47,8 @@ def test_an_attempt_directory_is_never_shared(tmp_path: Path) -> None:
     committer = LocalCommitter(tmp_path / "out")
     committer.setup()
     committer.begin(0, 7)
-    try:
+    with pytest.raises(FileExistsError):  # a second writer of one attempt is refused
         committer.begin(0, 7)
-    except FileExistsError:
-        pass
-    else:
-        raise AssertionError("a second writer of one attempt must be refused")
 
 
 def test_a_stopped_job_keeps_committed_tasks_only_with_a_plan(tmp_path: Path) -> None:

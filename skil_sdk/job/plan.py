@@ -137,7 +137,8 @@ def plan_tasks(
     if rows_in is None:
         hint = source.count_hint()
         rows_in = int(hint) if hint is not None else (0 if not tasks else None)
-    todo = tuple(t for t in range(len(tasks)) if t not in set(kept))
+    committed = set(kept)
+    todo = tuple(t for t in range(len(tasks)) if t not in committed)
     return TaskPlan(tasks, todo, kept, task_rows, rows_in, packing, resumable)
 
 
@@ -230,3 +231,11 @@ def check_budget(account: RowAccount, limit: int, committer: Any, job_id: str) -
 def schema_columns(schema: Any) -> list[tuple[str, str]]:
     """An Arrow schema as the ``(name, type)`` pairs a plan records."""
     return [(field.name, str(field.type)) for field in schema]
+
+
+def kept_bad_rows(plan: TaskPlan, committer: Any, limit: int, job_id: str) -> int:
+    """The rows an earlier run's kept tasks quarantined; a resume whose smaller budget
+    they already pass fails before any task runs."""
+    bad = sum(committer.task_rows(task)[1] for task in plan.kept)
+    check_budget(RowAccount(None, 0, bad), limit, committer, job_id)
+    return bad

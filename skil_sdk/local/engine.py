@@ -152,9 +152,9 @@ def _run(
     """Run the job's tasks; return its rows, its workers' records, (for an evaluation) its
     metrics, and what the job record keeps of its rows and tasks."""
     from skil_sdk.job.plan import (
-        RowAccount,
         account_rows,
         check_budget,
+        kept_bad_rows,
         plan_tasks,
         require_resumable,
         schema_columns,
@@ -203,9 +203,7 @@ def _run(
     limit = job.budget().limit(plan.rows_in)
     config = dataclasses.replace(config, max_bad_rows=limit)
     hint = job_id if plan.resumable else ""  # who a budget's error tells to resume
-    kept_bad = sum(committer.task_rows(t)[1] for t in plan.kept) if committer else 0
-    if kept_bad > limit and committer is not None:  # a resume with a smaller budget
-        check_budget(RowAccount(None, 0, kept_bad), limit, committer, hint)
+    kept_bad = kept_bad_rows(plan, committer, limit, hint) if committer else 0
     tasks = {t: [splits[i] for i in plan.tasks[t]] for t in plan.todo}
     setup = WorkerSetup(
         job_id=job_id,

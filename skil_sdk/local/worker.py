@@ -122,25 +122,17 @@ def run_task(
 ) -> tuple[int, Any]:
     """Write one task attempt's output (its splits read in order) and its quarantined rows;
     return its row count and its :class:`~skil_sdk.inference.quarantine.Quarantine`."""
-    import pyarrow.parquet as pq
-
-    from skil_sdk.commit import ERRORS, PART
     from skil_sdk.inference.quarantine import Quarantine
     from skil_sdk.spark.executor import infer_batches
 
-    batches = _read(setup, splits)
-    rows = 0
-    directory = setup.committer.begin(task, attempt)
     quarantine = Quarantine(setup.config.max_bad_rows, setup.id_arrow, setup.resume_hint)
-    with pq.ParquetWriter(directory / PART, setup.schema) as writer:
-        for batch in infer_batches(
-            setup.config, batches, setup.id_arrow, runner=runner, quarantine=quarantine
-        ):
-            writer.write_batch(batch)
-            rows += batch.num_rows
-            results.send(("rows", task, batch.num_rows))
-    if quarantine.count:
-        pq.write_table(quarantine.table(), directory / ERRORS)
+    outputs = infer_batches(
+        setup.config, _read(setup, splits), setup.id_arrow, runner=runner, quarantine=quarantine
+    )
+    rows = setup.committer.write_attempt(
+        task, attempt, setup.schema, outputs, quarantine,
+        on_batch=lambda count: results.send(("rows", task, count)),
+    )
     return rows, quarantine
 
 

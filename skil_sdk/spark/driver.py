@@ -203,7 +203,7 @@ def run(spec: DriverSpec, token: str, spark: Any = None) -> dict[str, Any]:
     except BaseException as exc:
         kept = abandon_output(committer, not existed, spec.job_id, exc, spec.resume)
         if kept and isinstance(exc, SkilError):
-            raise _noted(exc, kept) from exc
+            raise exc.with_note(kept) from exc
         raise
 
 
@@ -277,11 +277,9 @@ def _run(
     hint = spec.job_id if plan is not None and plan.resumable else ""
     kept_bad = 0
     if committer is not None and plan is not None:
-        kept_bad = sum(committer.task_rows(t)[1] for t in plan.kept)
-        if kept_bad > limit:  # a resume with a smaller budget
-            from skil_sdk.job.plan import RowAccount, check_budget
+        from skil_sdk.job.plan import kept_bad_rows
 
-            check_budget(RowAccount(None, 0, kept_bad), limit, committer, hint)
+        kept_bad = kept_bad_rows(plan, committer, limit, hint)
     reporter = ProgressReporter(
         sc,
         group,
@@ -367,13 +365,6 @@ def write_parquet(
         if committer is None and created:  # nothing half-written at a path it created
             _remove_quietly(paths)
         raise
-
-
-def _noted(exc: SkilError, note: str) -> SkilError:
-    """``exc`` with ``note`` (what the failed job kept) added to its message."""
-    exc.message += note
-    exc.args = (exc.message,)
-    return exc
 
 
 def _record_output(
@@ -482,7 +473,6 @@ def write_tasks(
     of a task to finish holds its rows."""
     import pyarrow as pa
 
-    from skil_sdk.commit import ERRORS, PART
     from skil_sdk.inference.quarantine import Quarantine
     from skil_sdk.spark import executor
 
@@ -493,7 +483,6 @@ def write_tasks(
     todo = keyed.plan.todo if keyed.plan is not None else None  # partition p runs todo[p]
 
     def write_task(batches: Any) -> Any:
-        import pyarrow.parquet as pq
         from pyspark import TaskContext
 
         task = TaskContext.get()
@@ -518,16 +507,8 @@ def write_tasks(
 
         source = reader(counting(batches) if from_frame else batches)
         quarantine = Quarantine(cfg.max_bad_rows, id_arrow, resume_hint)
-        directory = committer.begin(number, attempt)
-        rows = 0
-        with pq.ParquetWriter(directory / PART, schema) as writer:
-            for out in executor.infer_batches(
-                cfg, source, id_arrow, stats, quarantine=quarantine
-            ):
-                writer.write_batch(out)
-                rows += out.num_rows
-        if quarantine.count:
-            pq.write_table(quarantine.table(), directory / ERRORS)
+        outputs = executor.infer_batches(cfg, source, id_arrow, stats, quarantine=quarantine)
+        rows = committer.write_attempt(number, attempt, schema, outputs, quarantine)
         committer.commit(number, attempt)
         yield pa.RecordBatch.from_arrays(
             [

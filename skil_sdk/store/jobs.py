@@ -421,8 +421,7 @@ def recording_failure(
     except SkilError as exc:
         kept = cleanup(exc)
         if kept:
-            exc.message = exc.message + kept
-            exc.args = (exc.message,)
+            exc.with_note(kept)
         store.finish(job_id, FAILED, error=exc.message)
         raise
     except BaseException as exc:
