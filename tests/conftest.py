@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _tmpdirs import removed_after
 
+from skil_sdk.builder.bundle import RUN_ENV as BUNDLE_RUN_ENV
 from skil_sdk.plugins import reset_plugins
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -32,14 +34,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(autouse=True)
-def skil_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test gets its own empty SKIL_HOME."""
+def skil_home(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Path]:
+    """Every test gets its own empty SKIL_HOME, removed after the test unless it failed."""
     home = tmp_path_factory.mktemp("skil-home")
     monkeypatch.setenv("SKIL_HOME", str(home))
     monkeypatch.delenv("SKIL_SERVER_URL", raising=False)
     monkeypatch.delenv("SKIL_LOAD_PLUGINS", raising=False)
     reset_plugins()
-    return home
+    with removed_after(request, home):
+        yield home
 
 
 @pytest.fixture(scope="session")
@@ -75,7 +82,7 @@ def spark(built_bundle: Any, node_cache: Path) -> Iterator[Any]:
     os.environ["PEX_ROOT"] = str(node_cache / "pex")
     # pyspark starts Python workers with $PYSPARK_PYTHON (the conf below is for spark-submit).
     os.environ["PYSPARK_PYTHON"] = bundle
-    session = (
+    builder = (
         SparkSession.builder.master("local[2]")
         .appName("skil-sdk-tests")
         .config("spark.ui.enabled", "false")
@@ -83,7 +90,9 @@ def spark(built_bundle: Any, node_cache: Path) -> Iterator[Any]:
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.pyspark.python", bundle)
         .config("spark.executorEnv.PEX_ROOT", str(node_cache / "pex"))
-        .getOrCreate()
     )
+    for key, value in BUNDLE_RUN_ENV.items():
+        builder = builder.config(f"spark.executorEnv.{key}", value)
+    session = builder.getOrCreate()
     yield session
     session.stop()

@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import _model_fixtures as models
 import numpy as np
 import pytest
 from _spark_helpers import read_output, run_onnxruntime
+from _tmpdirs import removed_after
 
 from skil_sdk import __version__
 
@@ -65,8 +67,11 @@ class Venv:
 
 
 @pytest.fixture(scope="module")
-def venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
-    """A fresh virtualenv with skil-sdk installed from a clean copy of the source tree."""
+def venv(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Venv]:
+    """A fresh virtualenv with skil-sdk installed from a clean copy of the source tree
+    (removed at the end of the module unless a test failed)."""
     work = tmp_path_factory.mktemp("scaffold-install")
     source = work / "skil-sdk-source"
     source.mkdir()
@@ -91,7 +96,8 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
     env["SPARK_LOCAL_IP"] = "127.0.0.1"
     created = Venv(root=root, env=env, work=work)
     created.run("python", "-m", "pip", *PIP_INSTALL, source)
-    return created
+    with removed_after(request, work):
+        yield created
 
 
 @pytest.fixture(scope="module")

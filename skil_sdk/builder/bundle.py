@@ -13,7 +13,11 @@ later run, so a process starts in tens of milliseconds instead of the second or 
 zipapp spends opening itself. ``--non-hermetic-venv-scripts`` keeps ``PYTHONPATH``
 working (Spark gives its Python workers ``pyspark.zip`` and ``py4j`` that way).
 ``--max-install-jobs 0`` unpacks the wheels in parallel, one job per core, on that
-first run.
+first run. Whatever starts a bundle gives it :data:`RUN_ENV`, which makes pex spawn those
+jobs rather than fork them: a forked job exits without running its exit handlers and
+leaves its copy of each wheel in the temporary directory (about 300 MB for every bundle
+laid out on a node); a spawned one removes it, in about the same time. pex reads the
+setting before the bundle's own injected environment applies, so it cannot be built in.
 
 pex runs with its own ``TMPDIR`` (:func:`skil_sdk.builder.cache.tool_env`), removed
 when it exits, so a build leaves nothing in the system's temporary directory.
@@ -32,6 +36,9 @@ from skil_sdk.builder.targets import Target
 from skil_sdk.errors import BuildError
 
 _TAIL_LINES = 20
+
+#: The environment every process that starts a bundle sets (see the module's docstring).
+RUN_ENV = {"PEX_MULTIPROCESSING_START_METHOD": "spawn"}
 
 
 def shebang(target: Target) -> str:

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from skil_sdk.builder.bundle import RUN_ENV
 from skil_sdk.errors import SkilError
 from skil_sdk.job.spec import JobSpec
 from skil_sdk.spark.request import ProgressCallback, node_cache_dir
@@ -47,6 +48,7 @@ def bundle_submit_flags(args: Any, bundle: Any, driver_in_bundle: bool = True) -
         "spark.pyspark.python": executor_python,
         "spark.python.worker.reuse": "true",
         "spark.ui.showConsoleProgress": "false",
+        **{f"spark.executorEnv.{key}": value for key, value in RUN_ENV.items()},
     }
     if driver_in_bundle:
         confs["spark.pyspark.driver.python"] = bundle_path
@@ -65,8 +67,9 @@ def bundle_submit_flags(args: Any, bundle: Any, driver_in_bundle: bool = True) -
 
 def submit_env(job: JobSpec, bundle: Any, token: str) -> dict[str, str]:
     """spark-submit's environment: the job token (never argv), the node cache, SPARK_HOME,
-    and no ``PYTHONDONTWRITEBYTECODE`` (imports write ``.pyc`` files into ``PEX_ROOT``)."""
-    env = dict(os.environ)
+    the bundle's :data:`~skil_sdk.builder.bundle.RUN_ENV` and no
+    ``PYTHONDONTWRITEBYTECODE`` (imports write ``.pyc`` files into ``PEX_ROOT``)."""
+    env = {**os.environ, **RUN_ENV}
     node_cache = node_cache_dir()
     env["SKIL_JOB_TOKEN"] = token
     env["SKIL_NODE_CACHE"] = node_cache

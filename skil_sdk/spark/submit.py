@@ -209,8 +209,8 @@ def run_job(
             )
             argv = submit_argv(job, bundle, driver, spec_path)
             env = submit_env(job, bundle, token)
-            # The job's own temp dir (pex's wheel extractions on a bundle's first run, the
-            # Python driver's and local workers' temp files), removed when the job ends.
+            # The job's own temp dir (the Python driver's and local workers' temp files),
+            # removed when the job ends.
             env["TMPDIR"] = str(ensure_dir(job_dir / "tmp"))
             store.mark_running(job_id)
             warming = prewarm_bundle(bundle, env)

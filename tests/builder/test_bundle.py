@@ -18,6 +18,7 @@ from _bundle_fixtures import make_provider_project
 
 from skil_sdk.builder import cache
 from skil_sdk.builder.api import BuildResult, build, ensure_bundle, publish, verify_bundle
+from skil_sdk.builder.bundle import RUN_ENV
 from skil_sdk.errors import IntegrityError
 
 pytestmark = pytest.mark.slow
@@ -194,11 +195,11 @@ def test_bundle_runs_the_way_spark_starts_workers(built_bundle: Any, tmp_path: P
     archive = tmp_path / "worker.zip"
     with zipfile.ZipFile(archive, "w") as zf:
         zf.writestr("worker_probe.py", probe)
-    # a first run lays the bundle out in PEX_ROOT; pex's parallel wheel installs leave
-    # their extraction folders in TMPDIR, so keep them in the test's own folder
+    # a first run lays the bundle out in PEX_ROOT, unpacking its wheels in parallel
     (tmp_path / "tmp").mkdir()
     env = {
         **os.environ,
+        **RUN_ENV,
         "PYTHONPATH": str(archive),
         "PEX_ROOT": str(tmp_path / "pex-root"),
         "TMPDIR": str(tmp_path / "tmp"),
@@ -212,6 +213,8 @@ def test_bundle_runs_the_way_spark_starts_workers(built_bundle: Any, tmp_path: P
     seen = json.loads(proc.stdout.strip().splitlines()[-1])
     assert seen["sdk"].startswith(str(tmp_path / "pex-root"))
     assert "squares" in seen["eps"] and "squares" in seen["providers"]
+    # with the bundle's RUN_ENV the unpacking jobs remove their copies of the wheels
+    assert sorted(p.name for p in (tmp_path / "tmp").glob("pex-*")) == []
 
 
 def test_a_corrupted_bundle_is_detected_and_rebuilt(tmp_path: Path) -> None:

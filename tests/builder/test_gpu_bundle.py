@@ -22,6 +22,7 @@ from _builder_helpers import bundled_wheels, cli
 from _bundle_fixtures import make_provider_project, zip_wheel
 
 from skil_sdk.builder.api import BuildResult, ensure_bundle
+from skil_sdk.builder.bundle import RUN_ENV
 from skil_sdk.builder.lock import (
     RUNTIME_REQUIREMENTS,
     gpu_requirement,
@@ -146,9 +147,7 @@ def gpu_build(
 
 
 def _run_bundle(bundle: Path, code: str, pex_root: Path) -> dict[str, Any]:
-    tmp = pex_root.with_name(f"{pex_root.name}-tmp")  # what the first run leaves in TMPDIR
-    tmp.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PEX_ROOT": str(pex_root), "TMPDIR": str(tmp)}
+    env = {**os.environ, **RUN_ENV, "PEX_ROOT": str(pex_root)}
     env.pop("SKIL_HOME", None)
     proc = subprocess.run(
         [str(bundle), "-c", code], env=env, capture_output=True, text=True, timeout=300

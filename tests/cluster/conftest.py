@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from _tmpdirs import removed_after
 
 from skil_sdk.spark.sparkhome import find_spark_home
 
@@ -53,8 +54,11 @@ class Cluster:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """A master with one worker (2 cores, 2 GiB) on 127.0.0.1, for one test module."""
+def cluster(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cluster]:
+    """A master with one worker (2 cores, 2 GiB) on 127.0.0.1, for one test module; its
+    folder (logs, the worker's work dir) is removed at the end unless a test failed."""
     spark_class = str(find_spark_home() / "bin" / "spark-class")
     work = tmp_path_factory.mktemp("standalone")
     port = free_port()
@@ -74,46 +78,47 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         return process, log
 
     master_url = f"spark://127.0.0.1:{port}"
-    try:
-        master, master_log = start(
-            "master",
-            "org.apache.spark.deploy.master.Master",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--webui-port",
-            str(free_port()),
-        )
-        wait_for(master_log, "I have been elected leader", master, 90)
-        worker, _worker_log = start(
-            "worker",
-            "org.apache.spark.deploy.worker.Worker",
-            master_url,
-            "--host",
-            "127.0.0.1",
-            "--cores",
-            "2",
-            "--memory",
-            "2g",
-            "--work-dir",
-            str(work / "worker"),
-            "--webui-port",
-            str(free_port()),
-        )
-        wait_for(master_log, "Registering worker", master, 90)
-        yield Cluster(master_url, worker.pid, work / "worker")
-    finally:
-        for process in processes:
-            try:
-                os.killpg(process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                continue
-        for process in processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+    with removed_after(request, work):
+        try:
+            master, master_log = start(
+                "master",
+                "org.apache.spark.deploy.master.Master",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--webui-port",
+                str(free_port()),
+            )
+            wait_for(master_log, "I have been elected leader", master, 90)
+            worker, _worker_log = start(
+                "worker",
+                "org.apache.spark.deploy.worker.Worker",
+                master_url,
+                "--host",
+                "127.0.0.1",
+                "--cores",
+                "2",
+                "--memory",
+                "2g",
+                "--work-dir",
+                str(work / "worker"),
+                "--webui-port",
+                str(free_port()),
+            )
+            wait_for(master_log, "Registering worker", master, 90)
+            yield Cluster(master_url, worker.pid, work / "worker")
+        finally:
+            for process in processes:
+                try:
+                    os.killpg(process.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    continue
+            for process in processes:
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="module")

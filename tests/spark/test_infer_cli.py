@@ -248,8 +248,8 @@ def test_scaffolded_provider_published_and_used_by_name(
 def test_a_bundles_first_run_leaves_nothing_in_the_temp_dir(
     bundle_home: Path, tmp_path: Path
 ) -> None:
-    """pex unpacks a bundle's wheels through temp dirs it does not remove; a job gives the
-    bundle's processes a temp dir of its own and removes it when the job ends."""
+    """A first run unpacks the bundle's wheels with spawned jobs, which remove their
+    copies; a job gives the bundle's processes a temp dir of its own and removes it."""
     model_id = add_model(models.mlp_model(tmp_path, (1, 4, 2), name="one.onnx"))
     temp = tmp_path / "tmp"
     temp.mkdir()

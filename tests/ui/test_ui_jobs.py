@@ -14,6 +14,7 @@ from typing import Any
 
 import _model_fixtures as models
 import pytest
+from _tmpdirs import removed_after
 from _ui_helpers import login, screenshot, skil, wait_for
 
 from skil_sdk.server.embedded import EmbeddedServer
@@ -66,7 +67,10 @@ def start_job(model_id: str, output: Path, rows: int, *extra: str) -> str:
 
 @pytest.fixture(scope="module")
 def jobs(
-    built_bundle: Any, node_cache: Path, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    built_bundle: Any,
+    node_cache: Path,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Jobs]:
     """Both jobs, started detached in the session bundle's home (they run side by side)."""
     work = tmp_path_factory.mktemp("ui-jobs")
@@ -84,7 +88,8 @@ def jobs(
             ok_model.id, work / "out", ROWS, "--conf", f"spark.default.parallelism={TASKS}"
         )
         failing = start_job(bad_model.id, work / "failing", 30)
-    yield Jobs(ok, ok_model, work / "out", failing)
+    with removed_after(request, work):
+        yield Jobs(ok, ok_model, work / "out", failing)
 
 
 @pytest.fixture()
