@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from skil_sdk.builder.bundle import RUN_ENV
 from skil_sdk.spark import bytecode, nodecache
 from skil_sdk.spark.bundlepaths import running_venv, running_wheel_dirs
 from skil_sdk.spark.nodecache import venv_dirs
@@ -50,8 +51,9 @@ def test_the_real_bundle_runs_from_a_venv_of_links_and_survives_eviction(
 ) -> None:
     """Run the built bundle as Spark runs it, find its venv and wheels, evict them all, and
     run it again: the next start lays them out anew."""
-    node_cache = tmp_path / "node-cache"
-    env = {**os.environ, "PEX_ROOT": str(node_cache / "pex")}
+    node_cache, temp = tmp_path / "node-cache", tmp_path / "tmp"
+    temp.mkdir()
+    env = {**os.environ, **RUN_ENV, "PEX_ROOT": str(node_cache / "pex"), "TMPDIR": str(temp)}
     env.pop("SKIL_HOME", None)
     probe = (
         "import json, onnxruntime; from skil_sdk.spark import bundlepaths as b; "
@@ -87,6 +89,7 @@ def test_the_real_bundle_runs_from_a_venv_of_links_and_survives_eviction(
     assert not venv.exists()
     second = run_probe()
     assert second["ort"] == first["ort"] and Path(second["venv"]).is_dir()
+    assert sorted(p.name for p in temp.glob("pex-*")) == []  # both layouts cleaned up
 
 
 def test_a_users_own_venv_is_never_taken_for_a_bundle_venv(
