@@ -2,11 +2,13 @@
 
 Started by ``spark-submit`` (so Spark's start counts as it does for ``skil-sdk infer``)::
 
-    spark-submit --master local[2] bench/_inference_udf.py DATA MODEL OUT BATCH RESULT_JSON
+    spark-submit --master local[2] bench/_inference_udf.py DATA MODEL OUT BATCH RESULT_JSON \
+        [WIDTH [PASSES]]
 
-Runs the same query twice in one session: the first pass is the cold one (its
-``_SUCCESS`` ends the end-to-end time), the second, with warm Python workers and the
-model loaded, gives the steady state. Writes wall-clock timestamps to RESULT_JSON.
+Runs the same query twice in one session (``PASSES``, default 2): the first pass is the
+cold one (its ``_SUCCESS`` ends the end-to-end time), the second, with warm Python
+workers and the model loaded, gives the steady state. ``WIDTH`` is the length of the
+``features`` vectors (default 784). Writes wall-clock timestamps to RESULT_JSON.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ def make_predict_fn(model: str) -> Any:
 def main() -> None:
     """Two passes of ``id, predict(features)`` from Parquet to Parquet."""
     data, model, out, batch, result_path = sys.argv[1:6]
+    width = int(sys.argv[6]) if len(sys.argv) > 6 else 784
+    names = ("cold", "steady")[: int(sys.argv[7]) if len(sys.argv) > 7 else 2]
     started = time.time()
     from _inference_spark import last_job_metrics, last_stage_id
     from pyspark.ml.functions import predict_batch_udf
@@ -57,10 +61,10 @@ def main() -> None:
         make_predict_fn(model),
         return_type=ArrayType(FloatType()),
         batch_size=int(batch),
-        input_tensor_shapes=[[784]],
+        input_tensor_shapes=[[width]],
     )
     passes: list[dict[str, Any]] = []
-    for name in ("cold", "steady"):
+    for name in names:
         frame = spark.read.parquet(data)
         stage = last_stage_id(spark)
         begin = time.time()
@@ -74,7 +78,7 @@ def main() -> None:
                 "spark": last_job_metrics(spark, stage),
             }
         )
-    rows = spark.read.parquet(f"{out}/steady").count()
+    rows = spark.read.parquet(f"{out}/{names[-1]}").count()
     result = {
         "script_started_at": started,
         "session_ready_at": session_ready,

@@ -308,9 +308,9 @@ _EVENTS = {
     "spark_context_start": "SparkContext: Running Spark version",
     "spark_context_ready": "Executor: Starting executor ID driver",
     "first_sql": "SharedState: Setting",
-    "write_job_start": "SparkContext: Starting job: parquet",
+    "write_job_start": "SparkContext: Starting job: collect at",
     "first_python_task": "Starting Python task execution",
-    "write_job_end": "finished: parquet at",
+    "write_job_end": "finished: collect at",
 }
 _STAMP = re.compile(r"^(\d\d/\d\d/\d\d \d\d:\d\d:\d\d) ")
 
@@ -702,7 +702,7 @@ def _phase_table(first: dict[str, Any], second: dict[str, Any]) -> list[str]:
         "(JVM, the bundle's Python start and imports)",
         "driver_program_to_write": "driver program to the write (SparkContext, plugins, "
         "provider listing, plan)",
-        "write": "the write (one task per row group)",
+        "write": "the write (packed tasks, each executor writing its Parquet)",
     }
     for key, label in labels.items():
         rows.append((label, _n(first["phases_s"][key]), _n(second["phases_s"][key])))
@@ -802,11 +802,18 @@ def _gap_note(r: dict[str, Any]) -> list[str]:
         f" s; the SparkSession, plugins, the provider's listing and the plan "
         f"{_n(p2['driver_program_to_write'])} s), then {_n(p2['write'])} s writing, of which "
         f"{steady:.2f} s is processing at the steady rate and most of the rest the first task "
-        f"of each Python worker ({head} s). Traced once: about 3 s from the task's start to "
-        "the worker importing skil-sdk (the daemon's start and pyspark's imports from Spark's "
-        "own zip, which holds no byte-code), 0.1 to 0.3 s for the model fetch and session, "
-        "then a first row group that takes about three times as long as later ones, in a "
-        "JVM that has just started. The 0.5 x b budget is "
+        f"of each Python worker ({head} s). Measured apart on this machine (2026-12-02), a "
+        "fresh `local[2]` session's first trivial Arrow job (`mapInArrow` over "
+        "`spark.range(2)`) took 3.1 to 3.8 s: about 2 s is the JVM's first SQL job (a "
+        "JVM-only first job took 1.9 to 2.2 s, an Arrow job after it 1.4 s) and about 1.4 s "
+        "the Python workers' start; inside a task, pyspark's worker, numpy, pyarrow, "
+        "onnxruntime and the model's session take under 1 s together. Two ways of taking "
+        "that off the job's path gave no measurable gain on 2 cores: importing those "
+        "modules in Spark's Python daemon before it forks the workers "
+        "(`spark.python.daemon.module`; the first tasks took as long, the imports being "
+        "serialised in the daemon), and a warm-up job started while the driver plans (3 "
+        "cold jobs each: 13.2 to 15.7 s either way; on 2 cores the warm-up and the plan "
+        "compete for the same CPUs). The 0.5 x b budget is "
         f"{0.5 * udf['end_to_end_s']:.2f} s, of which Spark's start (b's) takes "
         f"{_n(udf['session_start_s'])} s. The "
         f"first job also lays the bundle out on the fresh node ({extra_first:+.2f} s from "
@@ -951,7 +958,8 @@ def write_doc(r: dict[str, Any]) -> None:
             + " and ".join(f"{_n(v)}" for v in s.get("a_limit_runs_rows_per_s", []))
             + " rows/s); the table gives their mean.",
             udf_note,
-            "(c) is `skil-sdk infer --provider parquet` (one Spark task per row group): the "
+            "(c) is `skil-sdk infer --provider parquet --engine spark` (the row groups packed "
+            "into a few tasks per core, each executor writing its own Parquet): the "
             "first job on a fresh node cache (`SKIL_NODE_CACHE`: bundle extracted, model "
             "fetched) with the bundle already built, then a second job with the same bundle "
             "and model; end to end is from the command to the output's `_SUCCESS`. Its steady "

@@ -133,6 +133,16 @@ def daft_version(python: Path) -> str:
     return subprocess.run([python, "-c", probe], capture_output=True, text=True).stdout.strip()
 
 
+def machine_brief() -> dict[str, Any]:
+    """The platform, Python, CPU count and the 1-minute load average now."""
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "load_average_1m": round(os.getloadavg()[0], 2),
+    }
+
+
 def register(model: Path, env: dict[str, str]) -> str:
     """``skil-sdk models add``; the model's id."""
     added = subprocess.run(
@@ -420,12 +430,7 @@ def main() -> None:
         "small_files": two,
         "targets": targets(one, two),
         "daft": {"version": daft_version(python), "venv": str(DAFT_VENV.relative_to(ROOT))},
-        "machine": {
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-            "load_average_1m": round(os.getloadavg()[0], 2),
-        },
+        "machine": machine_brief(),
     }
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     write_doc(result)

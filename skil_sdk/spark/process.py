@@ -67,9 +67,9 @@ def bundle_submit_flags(args: Any, bundle: Any, driver_in_bundle: bool = True) -
 
 def submit_env(job: JobSpec, bundle: Any, token: str) -> dict[str, str]:
     """spark-submit's environment: the job token (never argv), the node cache, SPARK_HOME,
-    the bundle's :data:`~skil_sdk.builder.bundle.RUN_ENV` and no
+    the bundle's :data:`~skil_sdk.builder.bundle.RUN_ENV` (where not set already) and no
     ``PYTHONDONTWRITEBYTECODE`` (imports write ``.pyc`` files into ``PEX_ROOT``)."""
-    env = {**os.environ, **RUN_ENV}
+    env = {**RUN_ENV, **os.environ}
     node_cache = node_cache_dir()
     env["SKIL_JOB_TOKEN"] = token
     env["SKIL_NODE_CACHE"] = node_cache
