@@ -41,6 +41,7 @@ def main() -> None:
         .config("spark.pyspark.python", bundle)
         .config("spark.executorEnv.PEX_ROOT", f"{node_cache}/pex")
         .config("spark.executorEnv.SKIL_NODE_CACHE", node_cache)
+        .config("spark.executorEnv.PEX_MULTIPROCESSING_START_METHOD", "spawn")
         .config("spark.python.worker.reuse", "true")
         .config("spark.ui.showConsoleProgress", "false")
         .getOrCreate()

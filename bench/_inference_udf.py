@@ -48,7 +48,10 @@ def main() -> None:
     """Two passes of ``id, predict(features)`` from Parquet to Parquet."""
     data, model, out, batch, result_path = sys.argv[1:6]
     width = int(sys.argv[6]) if len(sys.argv) > 6 else 784
-    names = ("cold", "steady")[: int(sys.argv[7]) if len(sys.argv) > 7 else 2]
+    passes = int(sys.argv[7]) if len(sys.argv) > 7 else 2
+    if passes not in (1, 2):
+        raise SystemExit(f"PASSES is 1 (cold) or 2 (cold, then steady), not {passes}")
+    names = ("cold", "steady")[:passes]
     started = time.time()
     from _inference_spark import last_job_metrics, last_stage_id
     from pyspark.ml.functions import predict_batch_udf

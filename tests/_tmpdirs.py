@@ -1,9 +1,10 @@
 """Temporary folders of module-scoped fixtures, removed when their tests pass.
 
-pytest removes a passing test's ``tmp_path`` (``tmp_path_retention_policy = "failed"``)
-but keeps every ``tmp_path_factory.mktemp`` folder until a later session; the
-fixtures that lay out bundles, venvs and clusters there hold gigabytes, so they remove
-theirs as their scope ends, unless a test of that scope failed (kept for its logs).
+pytest removes a passing test's ``tmp_path`` at once (``tmp_path_retention_policy =
+"failed"``), but a ``tmp_path_factory.mktemp`` folder only when the whole session ends
+(and only if it passed); the fixtures that lay out bundles, venvs and clusters there
+hold gigabytes, so they remove theirs as their scope ends, which keeps the session's
+peak disk use down, unless a test of that scope failed (kept for its logs).
 """
 
 from __future__ import annotations

@@ -41,6 +41,11 @@ _TAIL_LINES = 20
 RUN_ENV = {"PEX_MULTIPROCESSING_START_METHOD": "spawn"}
 
 
+def run_env() -> dict[str, str]:
+    """:data:`RUN_ENV`, with the values this process's environment already sets kept."""
+    return {key: os.environ.get(key, value) for key, value in RUN_ENV.items()}
+
+
 def shebang(target: Target) -> str:
     """The interpreter line of the bundle: the target's ``python<major>.<minor>`` on PATH."""
     return f"/usr/bin/env python{target.python_version}"

@@ -10,6 +10,9 @@ Layout::
       bundles/<hash>/       skil-bundle-<hash12>.pex + manifest.json
       tmp/                  TMPDIR of the tools a build runs, one folder each, removed after
 
+``cache prune`` also removes what bundles' first runs on this machine left in the
+system's temp dir (:func:`sweep_pex_leftovers`).
+
 Every entry is a directory written with :func:`skil_sdk.storage.atomic_directory`; a
 writer killed half-way leaves only a hidden ``.NAME.<uuid>.work`` folder, which
 :func:`skil_sdk.storage.sweep_stale` removes once nobody holds the entry's lock.
@@ -20,6 +23,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
+import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -173,6 +179,8 @@ class PruneResult:
     removed_locks: int
     freed_bytes: int
     kept: list[str]
+    #: pex's leftover wheel copies removed from the temp dir (:func:`sweep_pex_leftovers`).
+    removed_temp_dirs: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form used by ``skil-sdk cache prune --json``."""
@@ -180,9 +188,49 @@ class PruneResult:
             "removed_bundles": self.removed_bundles,
             "removed_wheels": self.removed_wheels,
             "removed_locks": self.removed_locks,
+            "removed_temp_dirs": self.removed_temp_dirs,
             "freed_bytes": self.freed_bytes,
             "kept": self.kept,
         }
+
+
+#: The folders pex unpacks a wheel through on a bundle's first run.
+PEX_LEFTOVER_PREFIX = "pex-whl-install."
+#: An unpacking takes seconds; a folder this old is no longer in use.
+PEX_LEFTOVER_AGE_S = 3600.0
+
+
+def sweep_pex_leftovers(
+    temp_dir: Path | None = None, older_than_s: float = PEX_LEFTOVER_AGE_S
+) -> tuple[int, int]:
+    """Remove pex's wheel copies this user's bundles left in the temp dir; (count, bytes).
+
+    A bundle's first run started without :data:`skil_sdk.builder.bundle.RUN_ENV` (by
+    hand, by an older skil-sdk, or killed half-way) leaves a ``pex-whl-install.*``
+    folder per wheel, hundreds of megabytes per bundle. Only this user's folders older
+    than ``older_than_s`` are removed, so an unpacking under way keeps its own.
+    """
+    root = Path(temp_dir) if temp_dir is not None else Path(tempfile.gettempdir())
+    cutoff = time.time() - older_than_s
+    removed = freed = 0
+    with contextlib.suppress(OSError):
+        for entry in root.iterdir():
+            if not entry.name.startswith(PEX_LEFTOVER_PREFIX):
+                continue
+            try:
+                info = entry.lstat()
+            except OSError:
+                continue
+            if not entry.is_dir() or entry.is_symlink():
+                continue
+            if info.st_uid != os.getuid() or info.st_mtime > cutoff:
+                continue
+            size = tree_size(entry)
+            shutil.rmtree(entry, ignore_errors=True)
+            if not entry.exists():
+                removed += 1
+                freed += size
+    return removed, freed
 
 
 def prune(keep: int = 1) -> PruneResult:
@@ -209,7 +257,14 @@ def prune(keep: int = 1) -> PruneResult:
             removed_locks += 1
     for parent in (bundles_dir(), wheels_dir(), build_envs_dir(), cache_root() / "tmp"):
         sweep_stale(parent)
-    return PruneResult([b.hash for b in dropped], removed_wheels, removed_locks, freed,
-                       [b.hash for b in kept])
+    removed_temp, freed_temp = sweep_pex_leftovers()
+    return PruneResult(
+        [b.hash for b in dropped],
+        removed_wheels,
+        removed_locks,
+        freed + freed_temp,
+        [b.hash for b in kept],
+        removed_temp,
+    )
 
 

@@ -233,13 +233,18 @@ def cache_list(as_json: bool) -> None:
 )
 @json_option
 def cache_prune(keep: int, as_json: bool) -> None:
-    """Remove all but the KEEP most recently used bundles, and wheels nothing kept uses."""
+    """Remove all but the KEEP most recently used bundles, and wheels nothing kept uses.
+
+    Also removes the wheel copies that bundles' first runs on this machine left in the
+    temp dir (pex's ``pex-whl-install.*`` folders older than an hour).
+    """
     from skil_sdk.builder.cache import prune
 
     result = prune(keep)
     emit(
         as_json,
         result.to_dict(),
-        f"Removed {len(result.removed_bundles)} bundles, {result.removed_wheels} wheels and "
-        f"{result.removed_locks} locks ({_size(result.freed_bytes)}); kept {len(result.kept)}.",
+        f"Removed {len(result.removed_bundles)} bundles, {result.removed_wheels} wheels, "
+        f"{result.removed_locks} locks and {result.removed_temp_dirs} leftover temp folders "
+        f"({_size(result.freed_bytes)}); kept {len(result.kept)}.",
     )

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from skil_sdk.builder.bundle import RUN_ENV
+from skil_sdk.builder.bundle import run_env
 from skil_sdk.errors import SkilError
 from skil_sdk.job.spec import JobSpec
 from skil_sdk.spark.request import ProgressCallback, node_cache_dir
@@ -48,7 +48,7 @@ def bundle_submit_flags(args: Any, bundle: Any, driver_in_bundle: bool = True) -
         "spark.pyspark.python": executor_python,
         "spark.python.worker.reuse": "true",
         "spark.ui.showConsoleProgress": "false",
-        **{f"spark.executorEnv.{key}": value for key, value in RUN_ENV.items()},
+        **{f"spark.executorEnv.{key}": value for key, value in run_env().items()},
     }
     if driver_in_bundle:
         confs["spark.pyspark.driver.python"] = bundle_path
@@ -67,9 +67,9 @@ def bundle_submit_flags(args: Any, bundle: Any, driver_in_bundle: bool = True) -
 
 def submit_env(job: JobSpec, bundle: Any, token: str) -> dict[str, str]:
     """spark-submit's environment: the job token (never argv), the node cache, SPARK_HOME,
-    the bundle's :data:`~skil_sdk.builder.bundle.RUN_ENV` (where not set already) and no
+    the bundle's :func:`~skil_sdk.builder.bundle.run_env` and no
     ``PYTHONDONTWRITEBYTECODE`` (imports write ``.pyc`` files into ``PEX_ROOT``)."""
-    env = {**RUN_ENV, **os.environ}
+    env = {**os.environ, **run_env()}
     node_cache = node_cache_dir()
     env["SKIL_JOB_TOKEN"] = token
     env["SKIL_NODE_CACHE"] = node_cache

@@ -123,15 +123,25 @@ def test_concurrent_builds_make_one_entry(tmp_path: Path, skil_home: Path) -> No
     assert len(_entries(skil_home / "cache" / "bundles")) == 1
 
 
-def test_cache_list_and_prune(tmp_path: Path, skil_home: Path) -> None:
+def test_cache_list_and_prune(
+    tmp_path: Path, skil_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     one = make_provider_project(tmp_path, name="skil-one", plugin="one")
     two = make_provider_project(tmp_path, name="skil-two", plugin="two")
     first = json.loads(cli("build", str(one), "--json", home=skil_home).stdout)
     second = json.loads(cli("build", str(two), "--json", home=skil_home).stdout)
     listed = json.loads(cli("cache", "list", "--json", home=skil_home).stdout)
     assert [e["hash"] for e in listed] == [second["hash"], first["hash"]]
+    # what a bundle's first run left in the temp dir two hours ago
+    temp = tmp_path / "tmp"
+    leftover = temp / "pex-whl-install.k680gr6t.click-8.5.1-py3-none-any.whl"
+    (leftover / ".deps").mkdir(parents=True)
+    (leftover / ".deps" / "click-8.5.1-py3-none-any.whl").write_bytes(b"w" * 4096)
+    os.utime(leftover, (time.time() - 7200,) * 2)
+    monkeypatch.setenv("TMPDIR", str(temp))
     pruned = json.loads(cli("cache", "prune", "--keep", "1", "--json", home=skil_home).stdout)
     assert pruned["removed_bundles"] == [first["hash"]] and pruned["kept"] == [second["hash"]]
+    assert pruned["removed_temp_dirs"] == 1 and not leftover.exists()
     assert not Path(first["bundle"]).exists() and Path(second["bundle"]).exists()
     again = json.loads(cli("build", str(two), "--json", home=skil_home).stdout)
     assert again["cached"] is True

@@ -147,12 +147,15 @@ def gpu_build(
 
 
 def _run_bundle(bundle: Path, code: str, pex_root: Path) -> dict[str, Any]:
-    env = {**os.environ, **RUN_ENV, "PEX_ROOT": str(pex_root)}
+    tmp = pex_root.with_name(f"{pex_root.name}-tmp")
+    tmp.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, **RUN_ENV, "PEX_ROOT": str(pex_root), "TMPDIR": str(tmp)}
     env.pop("SKIL_HOME", None)
     proc = subprocess.run(
         [str(bundle), "-c", code], env=env, capture_output=True, text=True, timeout=300
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
+    assert sorted(p.name for p in tmp.glob("pex-*")) == []  # the layout cleaned up
     result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     return result
 

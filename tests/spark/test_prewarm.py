@@ -59,6 +59,7 @@ def test_submit_env_lets_the_bundle_cache_its_bytecode(
 
     from skil_sdk.spark.args import SparkArgs
 
+    monkeypatch.delenv("PEX_MULTIPROCESSING_START_METHOD", raising=False)
     monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
     monkeypatch.setenv("PYSPARK_PYTHON", "/usr/bin/python3")
     job = make_job(SparkArgs(master="local[2]"))
@@ -70,17 +71,24 @@ def test_submit_env_lets_the_bundle_cache_its_bytecode(
 
 
 @pytest.mark.parametrize("master", ["local[2]", "spark://10.0.0.1:7077", "yarn"])
-def test_executors_unpack_the_bundle_with_spawned_jobs(master: str, tmp_path: Path) -> None:
+def test_executors_unpack_the_bundle_with_spawned_jobs(
+    master: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from skil_sdk.spark.args import SparkArgs
     from skil_sdk.spark.process import bundle_submit_flags
 
     class Bundle:
         bundle = tmp_path / "skil-bundle-0123456789ab.pex"
 
+    monkeypatch.delenv("PEX_MULTIPROCESSING_START_METHOD", raising=False)
     flags = bundle_submit_flags(SparkArgs(master=master), Bundle())
     confs = [flags[i + 1] for i, flag in enumerate(flags) if flag == "--conf"]
     assert "spark.executorEnv.PEX_MULTIPROCESSING_START_METHOD=spawn" in confs
-    # a user's own value wins
+    # a user's own value wins: from the environment, and from --conf
+    monkeypatch.setenv("PEX_MULTIPROCESSING_START_METHOD", "forkserver")
+    flags = bundle_submit_flags(SparkArgs(master=master), Bundle())
+    confs = [flags[i + 1] for i, flag in enumerate(flags) if flag == "--conf"]
+    assert "spark.executorEnv.PEX_MULTIPROCESSING_START_METHOD=forkserver" in confs
     own = SparkArgs(
         master=master, conf={"spark.executorEnv.PEX_MULTIPROCESSING_START_METHOD": "fork"}
     )

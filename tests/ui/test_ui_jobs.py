@@ -74,8 +74,9 @@ def jobs(
 ) -> Iterator[Jobs]:
     """Both jobs, started detached in the session bundle's home (they run side by side)."""
     work = tmp_path_factory.mktemp("ui-jobs")
+    home = str(Path(built_bundle.bundle).parents[3])
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SKIL_HOME", str(Path(built_bundle.bundle).parents[3]))
+        patch.setenv("SKIL_HOME", home)
         patch.setenv("SPARK_LOCAL_IP", "127.0.0.1")
         # seed 11: bytes no other test adds, so this model is filed under "ui-tests"
         ok_model = add_model(
@@ -90,6 +91,22 @@ def jobs(
         failing = start_job(bad_model.id, work / "failing", 30)
     with removed_after(request, work):
         yield Jobs(ok, ok_model, work / "out", failing)
+        _stop_and_wait(home, [ok, failing])  # nothing writes into work when it is removed
+
+
+def _stop_and_wait(home: str, job_ids: list[str]) -> None:
+    """Kill whichever of ``job_ids`` still runs (a test run with -k may not wait for
+    them) and wait until every one has ended."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SKIL_HOME", home)
+        for job_id in job_ids:
+            if not JobStore().get(job_id).is_finished:
+                skil("jobs", "kill", job_id)
+        wait_for(
+            lambda: all(JobStore().get(job_id).is_finished for job_id in job_ids),
+            300,
+            "the UI tests' jobs to end",
+        )
 
 
 @pytest.fixture()
