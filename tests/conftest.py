@@ -49,6 +49,21 @@ def skil_home(
         yield home
 
 
+@pytest.fixture(scope="session", autouse=True)
+def spark_local_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Spark's scratch space (``SPARK_LOCAL_DIRS``: a driver's ``spark-*`` folder with its
+    copy of a shipped bundle, the block managers) in the session's temp folder, not in
+    ``java.io.tmpdir``: what a driver a fault test kills leaves goes with the session."""
+    path = tmp_path_factory.mktemp("spark-local")
+    previous = os.environ.get("SPARK_LOCAL_DIRS")
+    os.environ["SPARK_LOCAL_DIRS"] = str(path)
+    yield path
+    if previous is None:
+        os.environ.pop("SPARK_LOCAL_DIRS", None)
+    else:
+        os.environ["SPARK_LOCAL_DIRS"] = previous
+
+
 @pytest.fixture(scope="session")
 def node_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """One node cache (PEX_ROOT, models) for the session, as a real node keeps one."""
