@@ -435,6 +435,24 @@ def check_token(ctx: _Context) -> Check:
     return _ok("token", f"{path} has mode 0600.")
 
 
+def check_temp_dir(ctx: _Context) -> Check:
+    """No wheel copies of bundles' first runs are left in the temp dir."""
+    from skil_sdk.builder.cache import pex_leftovers
+    from skil_sdk.storage import tree_size
+
+    leftovers = pex_leftovers()
+    if leftovers:
+        size = sum(tree_size(entry) for entry in leftovers)
+        return Check(
+            "temp-dir",
+            WARN,
+            f"{len(leftovers)} pex-whl-install.* folder(s) ({size / 1e6:,.0f} MB) that "
+            f"bundles' first runs left in {tempfile.gettempdir()}.",
+            "Run `skil-sdk cache prune` to remove them.",
+        )
+    return _ok("temp-dir", f"Nothing left behind in {tempfile.gettempdir()}.")
+
+
 CHECKS: tuple[Callable[[_Context], Check], ...] = (
     check_spark,
     check_java,
@@ -446,6 +464,7 @@ CHECKS: tuple[Callable[[_Context], Check], ...] = (
     check_models,
     check_plugins,
     check_token,
+    check_temp_dir,
 )
 
 

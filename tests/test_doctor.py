@@ -116,3 +116,25 @@ def test_bundle_python_matches_the_cached_bundle(
     assert check.status == OK, check
     remote = check_bundle_python(_Context(master="yarn"))
     assert remote.status == "warn" and remote.fix and "PATH" in remote.fix
+
+
+def test_leftover_pex_folders_warn_until_cache_prune_removes_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    temp = tmp_path / "tmp"
+    leftover = temp / "pex-whl-install.ud9m64fj.skil_squares-0.1.0-py3-none-any.whl"
+    (leftover / ".deps").mkdir(parents=True)
+    (leftover / ".deps" / "skil_squares-0.1.0-py3-none-any.whl").write_bytes(b"w" * 2_000_000)
+    os.utime(leftover, (time.time() - 7200,) * 2)
+    monkeypatch.setenv("TMPDIR", str(temp))
+    code, report = doctor_cli()
+    check = {c["name"]: c for c in report["checks"]}["temp-dir"]
+    assert check["status"] == "warn" and "1 pex-whl-install" in check["message"]
+    assert "2 MB" in check["message"] and "skil-sdk cache prune" in check["fix"]
+    assert code == 0  # a warning, not a failure
+    subprocess.run([SKIL, "cache", "prune"], env=dict(os.environ), check=True, timeout=120)
+    code, report = doctor_cli()
+    assert {c["name"]: c for c in report["checks"]}["temp-dir"]["status"] == OK and code == 0
+    assert not leftover.exists()

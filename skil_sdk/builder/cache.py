@@ -24,6 +24,7 @@ import contextlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -200,19 +201,19 @@ PEX_LEFTOVER_PREFIX = "pex-whl-install."
 PEX_LEFTOVER_AGE_S = 3600.0
 
 
-def sweep_pex_leftovers(
+def pex_leftovers(
     temp_dir: Path | None = None, older_than_s: float = PEX_LEFTOVER_AGE_S
-) -> tuple[int, int]:
-    """Remove pex's wheel copies this user's bundles left in the temp dir; (count, bytes).
+) -> list[Path]:
+    """pex's wheel copies this user's bundles left in the temp dir (default: the system's).
 
     A bundle's first run started without :data:`skil_sdk.builder.bundle.RUN_ENV` (by
     hand, by an older skil-sdk, or killed half-way) leaves a ``pex-whl-install.*``
     folder per wheel, hundreds of megabytes per bundle. Only this user's folders older
-    than ``older_than_s`` are removed, so an unpacking under way keeps its own.
+    than ``older_than_s`` count, so an unpacking under way keeps its own.
     """
     root = Path(temp_dir) if temp_dir is not None else Path(tempfile.gettempdir())
     cutoff = time.time() - older_than_s
-    removed = freed = 0
+    found: list[Path] = []
     with contextlib.suppress(OSError):
         for entry in root.iterdir():
             if not entry.name.startswith(PEX_LEFTOVER_PREFIX):
@@ -221,15 +222,24 @@ def sweep_pex_leftovers(
                 info = entry.lstat()
             except OSError:
                 continue
-            if not entry.is_dir() or entry.is_symlink():
+            if not stat.S_ISDIR(info.st_mode):
                 continue
-            if info.st_uid != os.getuid() or info.st_mtime > cutoff:
-                continue
-            size = tree_size(entry)
-            shutil.rmtree(entry, ignore_errors=True)
-            if not entry.exists():
-                removed += 1
-                freed += size
+            if info.st_uid == os.getuid() and info.st_mtime <= cutoff:
+                found.append(entry)
+    return sorted(found)
+
+
+def sweep_pex_leftovers(
+    temp_dir: Path | None = None, older_than_s: float = PEX_LEFTOVER_AGE_S
+) -> tuple[int, int]:
+    """Remove :func:`pex_leftovers`; how many folders were removed, and their bytes."""
+    removed = freed = 0
+    for entry in pex_leftovers(temp_dir, older_than_s):
+        size = tree_size(entry)
+        shutil.rmtree(entry, ignore_errors=True)
+        if not entry.exists():
+            removed += 1
+            freed += size
     return removed, freed
 
 
