@@ -37,8 +37,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _docsection import replace_section
 from local_engine import (
+    CLI,
+    DOC,
+    MASTER,
+    ROOT,
     ROWS_PER_FILE,
     SMALL_SIZES,
+    WORK,
     machine_brief,
     make_small_files,
     make_small_model,
@@ -46,12 +51,7 @@ from local_engine import (
     register,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
-WORK = ROOT / "bench" / "work"
 RESULTS = ROOT / "bench" / "results" / "small_files.json"
-DOC = ROOT / "docs" / "performance.md"
-CLI = str(Path(sys.executable).parent / "skil-sdk")
-MASTER = "local[2]"
 BATCH = 1024
 #: Targets of the Spark-engine issue, as ratios to (b).
 WALL_VS_UDF = 0.5

@@ -144,13 +144,9 @@ def wheelhouse() -> Iterator[Path]:
     """
     path = test_cache_dir() / "wheelhouse"
     path.mkdir(parents=True, exist_ok=True)
-    previous = os.environ.get("SKIL_WHEELHOUSE")
-    os.environ["SKIL_WHEELHOUSE"] = str(path)
-    yield path
-    if previous is None:
-        os.environ.pop("SKIL_WHEELHOUSE", None)
-    else:
-        os.environ["SKIL_WHEELHOUSE"] = previous
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SKIL_WHEELHOUSE", str(path))
+        yield path
 
 
 @pytest.fixture(scope="session")
@@ -163,13 +159,7 @@ def built_bundle(tmp_path_factory: pytest.TempPathFactory, wheelhouse: Path) -> 
 
     home = tmp_path_factory.mktemp("bundle-home")
     projects = tmp_path_factory.mktemp("bundle-projects")
-    previous = os.environ.get("SKIL_HOME")
-    os.environ["SKIL_HOME"] = str(home)
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SKIL_HOME", str(home))
         publish(make_provider_project(projects))
         return ensure_bundle()
-    finally:
-        if previous is None:
-            os.environ.pop("SKIL_HOME", None)
-        else:
-            os.environ["SKIL_HOME"] = previous

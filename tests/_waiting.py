@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 
@@ -18,3 +20,12 @@ def wait_for(condition: Callable[[], Any], what: str, seconds: float = 300) -> A
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {seconds:g} s waiting for {what}")
         time.sleep(0.05)
+
+
+def release_and_reap(process: subprocess.Popen[bytes], markers: Path) -> None:
+    """Let a provider blocked on ``markers/release`` go on, then reap ``process`` (killed
+    if it still runs): the ``finally`` of a test that stops a blocked job."""
+    (markers / "release").touch()
+    if process.poll() is None:
+        process.kill()
+        process.wait()

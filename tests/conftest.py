@@ -55,26 +55,18 @@ def spark_local_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]
     copy of a shipped bundle, the block managers) in the session's temp folder, not in
     ``java.io.tmpdir``: what a driver a fault test kills leaves goes with the session."""
     path = tmp_path_factory.mktemp("spark-local")
-    previous = os.environ.get("SPARK_LOCAL_DIRS")
-    os.environ["SPARK_LOCAL_DIRS"] = str(path)
-    yield path
-    if previous is None:
-        os.environ.pop("SPARK_LOCAL_DIRS", None)
-    else:
-        os.environ["SPARK_LOCAL_DIRS"] = previous
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SPARK_LOCAL_DIRS", str(path))
+        yield path
 
 
 @pytest.fixture(scope="session")
 def node_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """One node cache (PEX_ROOT, models) for the session, as a real node keeps one."""
     path = tmp_path_factory.mktemp("node-cache")
-    previous = os.environ.get("SKIL_NODE_CACHE")
-    os.environ["SKIL_NODE_CACHE"] = str(path)
-    yield path
-    if previous is None:
-        os.environ.pop("SKIL_NODE_CACHE", None)
-    else:
-        os.environ["SKIL_NODE_CACHE"] = previous
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SKIL_NODE_CACHE", str(path))
+        yield path
 
 
 @pytest.fixture()

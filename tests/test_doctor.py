@@ -121,13 +121,10 @@ def test_bundle_python_matches_the_cached_bundle(
 def test_leftover_pex_folders_warn_until_cache_prune_removes_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import time
+    from _tmpdirs import old_pex_leftover
 
     temp = tmp_path / "tmp"
-    leftover = temp / "pex-whl-install.ud9m64fj.skil_squares-0.1.0-py3-none-any.whl"
-    (leftover / ".deps").mkdir(parents=True)
-    (leftover / ".deps" / "skil_squares-0.1.0-py3-none-any.whl").write_bytes(b"w" * 2_000_000)
-    os.utime(leftover, (time.time() - 7200,) * 2)
+    leftover = old_pex_leftover(temp, "ud9m64fj.skil_squares-0.1.0-py3-none-any.whl", 2_000_000)
     monkeypatch.setenv("TMPDIR", str(temp))
     code, report = doctor_cli()
     check = {c["name"]: c for c in report["checks"]}["temp-dir"]

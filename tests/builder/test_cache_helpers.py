@@ -66,19 +66,19 @@ def test_the_closest_bundle_shares_the_target_and_most_plugins(skil_home: Path) 
 def test_pex_leftovers_older_than_an_hour_are_swept_and_nothing_else(tmp_path: Path) -> None:
     import time
 
+    from _tmpdirs import old_pex_leftover
+
     from skil_sdk.builder.cache import sweep_pex_leftovers
 
     two_hours_ago = time.time() - 7200
-    old = tmp_path / "pex-whl-install.abcd1234.numpy-2.4.6-cp311-cp311-linux_x86_64.whl"
-    (old / ".deps").mkdir(parents=True)
-    (old / ".deps" / "numpy.whl").write_bytes(b"x" * 1000)
+    old = old_pex_leftover(tmp_path, "abcd1234.numpy-2.4.6-cp311-cp311-linux_x86_64.whl", 1000)
     fresh = tmp_path / "pex-whl-install.efgh5678.pyarrow-26.0.1-cp311-linux_x86_64.whl"
     fresh.mkdir()  # an unpacking under way
     other = tmp_path / "pip-build-abc"
     other.mkdir()
     a_file = tmp_path / "pex-whl-install.notes"
     a_file.write_text("not a folder")
-    for path in (old, other, a_file):
+    for path in (other, a_file):
         os.utime(path, (two_hours_ago, two_hours_ago))
     assert sweep_pex_leftovers(tmp_path) == (1, 1000)
     assert not old.exists() and fresh.is_dir() and other.is_dir() and a_file.is_file()

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from _builder_helpers import CLI, cli
 from _bundle_fixtures import make_provider_project
+from _tmpdirs import old_pex_leftover
 
 pytestmark = pytest.mark.slow
 
@@ -134,10 +135,7 @@ def test_cache_list_and_prune(
     assert [e["hash"] for e in listed] == [second["hash"], first["hash"]]
     # what a bundle's first run left in the temp dir two hours ago
     temp = tmp_path / "tmp"
-    leftover = temp / "pex-whl-install.k680gr6t.click-8.5.1-py3-none-any.whl"
-    (leftover / ".deps").mkdir(parents=True)
-    (leftover / ".deps" / "click-8.5.1-py3-none-any.whl").write_bytes(b"w" * 4096)
-    os.utime(leftover, (time.time() - 7200,) * 2)
+    leftover = old_pex_leftover(temp, "k680gr6t.click-8.5.1-py3-none-any.whl", 4096)
     monkeypatch.setenv("TMPDIR", str(temp))
     pruned = json.loads(cli("cache", "prune", "--keep", "1", "--json", home=skil_home).stdout)
     assert pruned["removed_bundles"] == [first["hash"]] and pruned["kept"] == [second["hash"]]

@@ -23,7 +23,7 @@ from _spark_helpers import (
     write_features_parquet,
     write_small_files,
 )
-from _waiting import wait_for
+from _waiting import release_and_reap, wait_for
 
 from skil_sdk import SkilContext, SparkArgs
 from skil_sdk.errors import ConflictError, InvalidValueError, ModelError
@@ -246,10 +246,7 @@ def test_stopping_a_local_job_leaves_no_output(tmp_path: Path, stop: str) -> Non
             assert json.loads(killed.stdout)["state"] == KILLED
         process.communicate(timeout=120)
     finally:
-        (markers / "release").touch()
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        release_and_reap(process, markers)
     assert process.returncode != 0
     assert not out.exists()
     record = JobStore().get(job_id)

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from _spark_helpers import read_output, run_onnxruntime
-from _waiting import wait_for
+from _waiting import release_and_reap, wait_for
 
 from skil_sdk import SkilContext, SparkArgs, load_results
 from skil_sdk.errors import ConflictError, IntegrityError, InvalidValueError, ModelError
@@ -116,10 +116,7 @@ def test_jobs_kill_keeps_the_committed_tasks_for_resume(tmp_path: Path) -> None:
         assert json.loads(killed.stdout)["state"] == KILLED
         process.communicate(timeout=120)
     finally:
-        (markers / "release").touch()
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        release_and_reap(process, markers)
     record = JobStore().get(job_id)
     assert record.state == KILLED and f"skil-sdk jobs resume {job_id}" in (record.error or "")
     with pytest.raises(InvalidValueError, match="jobs resume"):

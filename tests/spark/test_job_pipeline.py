@@ -14,7 +14,7 @@ from typing import Any
 import _model_fixtures as models
 import _providers
 import pytest
-from _waiting import wait_for
+from _waiting import release_and_reap, wait_for
 
 from skil_sdk import SkilContext, SparkArgs
 from skil_sdk.errors import ProviderError, SkilError
@@ -111,10 +111,7 @@ def test_ctrl_c_leaves_no_output_that_blocks_the_retry(bundle_home: Path, tmp_pa
         process.send_signal(signal.SIGINT)
         process.communicate(timeout=120)
     finally:
-        (markers / "release").touch()
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        release_and_reap(process, markers)
     assert process.returncode != 0
     assert not out.exists(), sorted(p.name for p in out.rglob("*"))
     assert JobStore().list()[0].state == KILLED
