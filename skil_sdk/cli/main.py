@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "skil_sdk.cli.evaluate:evaluate",
     "doctor": "skil_sdk.cli.doctor:doctor",
     "profiles": "skil_sdk.cli.profiles:profiles",
+    "session": "skil_sdk.cli.session:session",
 }
 
 _HELP = {
@@ -47,6 +48,7 @@ _HELP = {
     "evaluate": "Evaluate a model on labelled data on Spark.",
     "doctor": "Check the environment jobs need.",
     "profiles": "List and show cluster profiles.",
+    "session": "Start, inspect and stop a long-lived Spark session.",
 }
 
 

@@ -53,7 +53,7 @@ def prepare(request: InferenceRequest, *, in_session: bool = False) -> JobSpec:
     if request.kind not in JOB_KINDS:
         raise InvalidValueError(f"A job's kind is inference or evaluate, not {request.kind!r}.")
     args = request.spark_args
-    _check_spark_args(request)
+    check_spark_args(request)
     overwrite = overwrite_mode(request.overwrite)
     batch_size = request.batch_size if request.batch_size is not None else args.batch_size
     if batch_size < 1:
@@ -313,7 +313,9 @@ def _recorded_spark_args(args: Any, kind: str, evaluation: dict[str, Any] | None
     return recorded
 
 
-def _check_spark_args(request: InferenceRequest) -> None:
+def check_spark_args(request: InferenceRequest) -> None:
+    """Refuse SparkArgs a job (or a session) cannot be submitted with: invalid values,
+    cluster deploy mode, kill/status, fields that contradict the request."""
     args = request.spark_args
     args.validate()
     if args.deploy_mode == "cluster":

@@ -7,43 +7,17 @@ when the job ends. Tokens are compared in constant time and never logged.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import secrets
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from skil_sdk.errors import AuthError, ForbiddenError
-from skil_sdk.home import file_lock, skil_home
-from skil_sdk.storage import atomic_write_text
+from skil_sdk.server.token import TOKEN_ENV, TOKEN_FILE, load_or_create_admin_token, token_path
 
-TOKEN_FILE = "server.token"
-TOKEN_ENV = "SKIL_SERVER_TOKEN"
-
-
-def token_path() -> Path:
-    """``SKIL_HOME/server.token``."""
-    return skil_home() / TOKEN_FILE
-
-
-def load_or_create_admin_token() -> str:
-    """The admin token, created (mode 0600, the token alone on one line) on first use."""
-    path = token_path()
-    with file_lock("server-token"):
-        if path.is_file():
-            token = path.read_text().strip()
-            if token:
-                with contextlib.suppress(OSError):
-                    os.chmod(path, 0o600)
-                return token
-        token = "ska_" + secrets.token_urlsafe(32)
-        atomic_write_text(path, token + "\n", mode=0o600)
-        return token
-
+__all__ = ["TOKEN_ENV", "TOKEN_FILE", "load_or_create_admin_token", "token_path"]
 
 @dataclass(frozen=True)
 class Principal:

@@ -11,6 +11,7 @@ import os
 import socket
 import sys
 import tempfile
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,14 @@ import pyarrow as pa
 from skil_sdk.inference.batching import slice_batch
 from skil_sdk.spark.schema import ColumnSpec, spark_column_name
 
-_RUNNERS: dict[str, Any] = {}
+#: The models this Python worker has loaded, most recently used last.
+_RUNNERS: OrderedDict[tuple[str, str], Any] = OrderedDict()
+
+#: How many models one Python worker keeps loaded (``SKIL_MODEL_SESSIONS``, default 4):
+#: a worker of a long-lived session serves job after job, and each model held costs its
+#: weights and onnxruntime's arenas in memory.
+MODEL_SESSIONS_ENV = "SKIL_MODEL_SESSIONS"
+DEFAULT_MODEL_SESSIONS = 4
 
 
 def default_node_cache() -> Path:
@@ -117,8 +125,11 @@ def _intra_op_threads() -> int:
 
 def model_runner(config: ExecutorConfig) -> Any:
     """This process's runner for the job's model (fetched once per node, loaded once)."""
-    runner = _RUNNERS.get(config.model_sha256)
-    if runner is None:
+    key = (config.model_sha256, config.execution_provider)
+    runner = _RUNNERS.get(key)
+    if runner is not None:
+        _RUNNERS.move_to_end(key)
+    else:
         from skil_sdk.inference.fetch import fetch_model
         from skil_sdk.inference.runner import ModelRunner
 
@@ -131,8 +142,25 @@ def model_runner(config: ExecutorConfig) -> Any:
             else ("CPUExecutionProvider",)
         )
         runner = ModelRunner(path, intra_op_threads=_intra_op_threads(), providers=providers)
-        _RUNNERS[config.model_sha256] = runner
+        remember_runner(key, runner)
     return runner
+
+
+def remember_runner(key: tuple[str, str], runner: Any) -> None:
+    """Keep ``runner`` as the most recently used, dropping the least recently used ones
+    beyond :data:`MODEL_SESSIONS_ENV` (their onnxruntime sessions are then freed)."""
+    _RUNNERS[key] = runner
+    _RUNNERS.move_to_end(key)
+    while len(_RUNNERS) > max(1, _model_sessions()):
+        _RUNNERS.popitem(last=False)
+
+
+def _model_sessions() -> int:
+    raw = os.environ.get(MODEL_SESSIONS_ENV, "")
+    try:
+        return int(raw) if raw else DEFAULT_MODEL_SESSIONS
+    except ValueError:
+        return DEFAULT_MODEL_SESSIONS
 
 
 def _hold_and_bound(cache: Path, model_path: Path) -> None:

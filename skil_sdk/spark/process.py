@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,19 +67,27 @@ def bundle_submit_flags(args: Any, bundle: Any, driver_in_bundle: bool = True) -
 
 
 def submit_env(job: JobSpec, bundle: Any, token: str) -> dict[str, str]:
-    """spark-submit's environment: the job token (never argv), the node cache, SPARK_HOME,
-    the bundle's :func:`~skil_sdk.builder.bundle.run_env` and no
+    """spark-submit's environment for a job: :func:`bundle_env` and the job token (never
+    argv)."""
+    env = bundle_env(job.spark_home)
+    env["SKIL_JOB_TOKEN"] = token
+    return env
+
+
+def bundle_env(spark_home: str | None) -> dict[str, str]:
+    """The environment of a spark-submit whose driver runs the bundle: the node cache,
+    SPARK_HOME, the bundle's :func:`~skil_sdk.builder.bundle.run_env` and no
     ``PYTHONDONTWRITEBYTECODE`` (imports write ``.pyc`` files into ``PEX_ROOT``)."""
     env = {**os.environ, **run_env()}
     node_cache = node_cache_dir()
-    env["SKIL_JOB_TOKEN"] = token
     env["SKIL_NODE_CACHE"] = node_cache
     env["PEX_ROOT"] = f"{node_cache}/pex"
-    if job.spark_home:
+    if spark_home:
         # bin/spark-submit prefers an inherited SPARK_HOME: point it at the chosen install.
-        env["SPARK_HOME"] = str(Path(job.spark_home).expanduser())
+        env["SPARK_HOME"] = str(Path(spark_home).expanduser())
     env.pop("PYSPARK_PYTHON", None)
     env.pop("PYSPARK_DRIVER_PYTHON", None)
+    env.pop("SKIL_JOB_TOKEN", None)
     # The bundle's processes cache their bytecode beside its unpacked wheels in PEX_ROOT,
     # so that the next process of this machine imports without compiling.
     env.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -155,33 +164,37 @@ def run_spark_submit(
             stderr=subprocess.STDOUT,
             preexec_fn=die_with_parent if _PRCTL is not None else None,
         )
-        previous = signal.getsignal(signal.SIGTERM)
-
-        def on_sigterm(_signum: int, _frame: Any) -> None:
-            raise KeyboardInterrupt
-
-        in_main_thread = _is_main_thread()
-        if in_main_thread:
-            signal.signal(signal.SIGTERM, on_sigterm)
         try:
-            while process.poll() is None:
-                if on_progress is not None:
-                    with contextlib.suppress(SkilError):
-                        on_progress(store.get(job_id))
-                time.sleep(0.5)
+            with sigterm_as_interrupt():
+                while process.poll() is None:
+                    if on_progress is not None:
+                        with contextlib.suppress(SkilError):
+                            on_progress(store.get(job_id))
+                    time.sleep(0.5)
         except KeyboardInterrupt:
             _stop(process)
             raise
-        finally:
-            if in_main_thread:
-                signal.signal(signal.SIGTERM, previous)
         return int(process.returncode)
 
 
-def _is_main_thread() -> bool:
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM (``skil-sdk jobs kill``) raises ``KeyboardInterrupt``, as
+    Ctrl-C does (in the main thread only: other threads cannot take signals)."""
     import threading
 
-    return threading.current_thread() is threading.main_thread()
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_sigterm(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:

@@ -40,6 +40,9 @@ class JobResult:
     #: Tasks of the job, and of those the ones an earlier run committed (``jobs resume``).
     tasks: int | None = None
     tasks_kept: int | None = None
+    #: How a Spark job ran: ``warm`` (in the running ``skil-sdk session``) or ``cold`` (a
+    #: spark-submit of its own); None for the local engine and a caller's SparkSession.
+    session: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""

@@ -196,37 +196,89 @@ def run_job(
 
     with recording_failure(store, job_id, cleanup, "the runner"):
         advertise = advertise_host(job)
+        from skil_sdk.session.client import COLD, WARM, warm_session_for
+
+        warm = warm_session_for(job, bundle, log)
         with job_server(advertise, log, job_id) as server_url:
             token = issue_job_token(job_id, [job.model.id])
             spec = driver_spec(
                 job_id, job, bundle.hash, server_url, result_path, resume=resume
             )
-            spec_path = job_dir / "spec.json"
-            atomic_write_text(spec_path, json.dumps(spec.to_dict(), indent=2), mode=0o600)
-            driver = job_dir / "driver.py"
-            atomic_write_text(
-                driver, "from skil_sdk.spark.driver import main\nraise SystemExit(main())\n"
-            )
-            argv = submit_argv(job, bundle, driver, spec_path)
-            env = submit_env(job, bundle, token)
-            # The job's own temp dir (the Python driver's and local workers' temp files),
-            # removed when the job ends.
-            env["TMPDIR"] = str(ensure_dir(job_dir / "tmp"))
             store.mark_running(job_id)
-            warming = prewarm_bundle(bundle, env)
-            try:
-                returncode = run_spark_submit(argv, env, log_path, job_id, store, on_progress)
-            finally:
-                stop_prewarm(warming)
-                shutil.rmtree(job_dir / "tmp", ignore_errors=True)
+            returncode = None
+            if warm is not None:
+                returncode = _run_warm(warm, spec, token, log_path, store, on_progress, log)
+            session = WARM if returncode is not None else COLD
+            store.update(job_id, details={**store.get(job_id).details, "session": session})
+            if returncode is None:
+                returncode = _run_cold(job, bundle, spec, token, log_path, store, on_progress)
     try:
-        return _conclude(job_id, job, bundle, store, result_path, returncode, log_path, started)
+        result = _conclude(job_id, job, bundle, store, result_path, returncode, log_path, started)
+        result.session = session
+        return result
     except JobError:
         discard_incomplete_output(job, output_existed, job_id, None, resume)
         raise
     finally:
         if on_progress is not None:
             on_progress(store.get(job_id))
+
+
+def _run_warm(
+    warm: Any,
+    spec: Any,
+    token: str,
+    log_path: Path,
+    store: JobStore,
+    on_progress: ProgressCallback | None,
+    log: LogCallback,
+) -> int | None:
+    """Run the job in the warm session; its driver's result goes to the spec's
+    ``result_path``. None when the session did not take it (the job then runs cold)."""
+    from skil_sdk.session.client import run_warm
+
+    def on_wait() -> None:
+        if on_progress is not None:
+            with contextlib.suppress(SkilError):
+                on_progress(store.get(spec.job_id))
+
+    with log_path.open("a") as job_log:
+        job_log.write(f"Job {spec.job_id} runs in the Spark session {warm.app_id}.\n")
+    result = run_warm(warm, spec, token, log_path, on_wait)
+    if result is None:
+        log("The Spark session did not take the job; it runs cold.")
+        return None
+    log(f"The job ran in the warm Spark session {warm.app_id}.")
+    atomic_write_text(Path(spec.result_path), json.dumps(result, default=str))
+    return 0
+
+
+def _run_cold(
+    job: JobSpec,
+    bundle: Any,
+    spec: Any,
+    token: str,
+    log_path: Path,
+    store: JobStore,
+    on_progress: ProgressCallback | None,
+) -> int:
+    """Run the job with a spark-submit of its own; return spark-submit's exit code."""
+    job_dir = skil_home() / "jobs" / spec.job_id
+    spec_path = job_dir / "spec.json"
+    atomic_write_text(spec_path, json.dumps(spec.to_dict(), indent=2), mode=0o600)
+    driver = job_dir / "driver.py"
+    atomic_write_text(driver, "from skil_sdk.spark.driver import main\nraise SystemExit(main())\n")
+    argv = submit_argv(job, bundle, driver, spec_path)
+    env = submit_env(job, bundle, token)
+    # The job's own temp dir (the Python driver's and local workers' temp files), removed
+    # when the job ends.
+    env["TMPDIR"] = str(ensure_dir(job_dir / "tmp"))
+    warming = prewarm_bundle(bundle, env)
+    try:
+        return run_spark_submit(argv, env, log_path, spec.job_id, store, on_progress)
+    finally:
+        stop_prewarm(warming)
+        shutil.rmtree(job_dir / "tmp", ignore_errors=True)
 
 
 def _output_exists(job: JobSpec) -> bool:
@@ -373,6 +425,10 @@ def _conclude(
             kind=job.kind,
             **result_counts(result),
         )
+    if result.get("state") == KILLED:
+        message = f"the job was cancelled in the Spark session: {result.get('error')}"
+        store.finish(job_id, KILLED, error=message)
+        raise JobError(f"Job {job_id} was cancelled in the Spark session ({result.get('error')}).")
     if result:
         message = result.get("error") or "the job failed"
     else:

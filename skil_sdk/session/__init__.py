@@ -1,0 +1,1 @@
+"""The long-lived Spark session: ``skil-sdk session start|status|logs|stop``."""
