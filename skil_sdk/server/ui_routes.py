@@ -153,7 +153,17 @@ def jobs_page(request: Request) -> Response:
     from skil_sdk.store.jobs import JobStore
 
     jobs = [job.to_dict() for job in JobStore().list(limit=200)]
-    return render(request, "jobs.html", jobs=jobs, active="jobs")
+    return render(request, "jobs.html", jobs=jobs, spark_session=_spark_session(), active="jobs")
+
+
+def _spark_session() -> dict[str, Any] | None:
+    """The long-lived Spark session's record, when one is up or ended unexpectedly."""
+    from skil_sdk.session.state import STOPPED, read_state
+
+    state = read_state()
+    if state.state == STOPPED and not state.error:
+        return None
+    return state.to_dict()
 
 
 @router.get("/jobs/{job_id}")

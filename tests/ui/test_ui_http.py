@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import httpx
 import pytest
 
@@ -91,3 +95,29 @@ def test_pages_without_auth_need_no_login(skil_home: object) -> None:
     with EmbeddedServer(config=ServerConfig(auth=False)) as open_server:
         assert httpx.get(open_server.url + "/ui/jobs").status_code == 200
         assert httpx.get(open_server.url + "/ui/login").status_code == 303
+
+
+def test_the_jobs_page_shows_the_spark_session(ui_server: EmbeddedServer) -> None:
+    from skil_sdk.session.state import RUNNING, SessionState, write_state
+
+    with httpx.Client(base_url=ui_server.url) as browser:
+        browser.post("/ui/login", data={"token": ui_server.admin_token, "next": "/ui/jobs"})
+        assert "Spark session" not in browser.get("/ui/jobs").text, "none has run here"
+        # a record whose process lives (this test's) reads as running
+        write_state(
+            SessionState(state=RUNNING, pid=os.getpid(), master="spark://head:7077",
+                         bundle_hash="ab" * 32, app_id="app-0042", jobs=["job-<1>"],
+                         jobs_run=7, idle_timeout_s=1800)
+        )  # fmt: skip
+        page = browser.get("/ui/jobs").text
+        for shown in ("Spark session", "running", "spark://head:7077", "abababababab",
+                      "app-0042", 'href="/ui/jobs/job-&lt;1&gt;"', ">7<", "30 m 00 s"):  # fmt: skip
+            assert shown in page, shown
+        # once its processes are gone without a stop, it says so
+        gone = subprocess.Popen([sys.executable, "-c", "pass"])
+        gone.wait()
+        write_state(SessionState(state=RUNNING, pid=gone.pid, master="local[2]"))
+        page = browser.get("/ui/jobs").text
+        assert "stopped" in page and "ended without stopping" in page
+        warm = JobStore().create(model_id="m", provider="p", details={"session": "warm"})
+        assert "(in the long-lived session)" in browser.get(f"/ui/jobs/{warm.id}").text
