@@ -243,10 +243,23 @@ def sweep_pex_leftovers(
     return removed, freed
 
 
+def _session_bundle() -> str | None:
+    """The hash of the bundle the long-lived Spark session runs, while it is up (its
+    executors may fetch the file at any time)."""
+    from skil_sdk.session.state import read_state
+
+    state = read_state()
+    return state.bundle_hash if state.is_up else None
+
+
 def prune(keep: int = 1) -> PruneResult:
-    """Keep the ``keep`` most recently used bundles and what they reference; remove the rest."""
+    """Keep the ``keep`` most recently used bundles, the running Spark session's, and what
+    they reference; remove the rest."""
     bundles = list_bundles()
     kept, dropped = bundles[: max(keep, 0)], bundles[max(keep, 0) :]
+    in_use = _session_bundle()
+    kept += [b for b in dropped if b.hash == in_use]
+    dropped = [b for b in dropped if b.hash != in_use]
     freed = 0
     for entry in dropped:
         freed += tree_size(entry.bundle.parent)

@@ -15,6 +15,8 @@ from _builder_helpers import CLI, cli
 from _bundle_fixtures import make_provider_project
 from _tmpdirs import old_pex_leftover
 
+from skil_sdk.session.state import RUNNING, STOPPED, SessionState, write_state
+
 pytestmark = pytest.mark.slow
 
 
@@ -133,6 +135,13 @@ def test_cache_list_and_prune(
     second = json.loads(cli("build", str(two), "--json", home=skil_home).stdout)
     listed = json.loads(cli("cache", "list", "--json", home=skil_home).stdout)
     assert [e["hash"] for e in listed] == [second["hash"], first["hash"]]
+    # a running Spark session (this test's process stands in for its driver) keeps its bundle
+    monkeypatch.setenv("SKIL_HOME", str(skil_home))
+    write_state(SessionState(state=RUNNING, pid=os.getpid(), bundle_hash=first["hash"]))
+    held = json.loads(cli("cache", "prune", "--keep", "1", "--json", home=skil_home).stdout)
+    assert held["removed_bundles"] == [] and held["kept"] == [second["hash"], first["hash"]]
+    assert Path(first["bundle"]).exists()
+    write_state(SessionState(state=STOPPED, bundle_hash=first["hash"]))
     # what a bundle's first run left in the temp dir two hours ago
     temp = tmp_path / "tmp"
     leftover = old_pex_leftover(temp, "k680gr6t.click-8.5.1-py3-none-any.whl", 4096)
