@@ -158,9 +158,10 @@ def start_session(request: SessionRequest, on_log: Log | None = None) -> Session
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        # reap it when it ends, so a long-lived caller (a notebook, a test) keeps no zombie
-        threading.Thread(target=process.wait, name="skil-session-reap", daemon=True).start()
-        state = update_state(submit_pid=process.pid)
+        _reap(process)
+        update_state(submit_pid=process.pid)
+        _start_server(request, args.master)
+        state = read_state()
     try:
         return _wait_until_running(state, log)
     except BaseException:
@@ -168,11 +169,38 @@ def start_session(request: SessionRequest, on_log: Log | None = None) -> Session
         raise
 
 
+def _reap(process: subprocess.Popen[bytes]) -> None:
+    """Reap ``process`` when it ends, so a long-lived caller (a notebook, a test) keeps
+    no zombie."""
+    threading.Thread(target=process.wait, name="skil-session-reap", daemon=True).start()
+
+
+def _start_server(request: SessionRequest, master: str) -> None:
+    """Start the session's server (:mod:`skil_sdk.session.jobserver`) in the background;
+    jobs start their own while it is not up (it records its URL once it answers)."""
+    import sys
+
+    from skil_sdk.spark.request import default_advertise_host
+
+    advertise = default_advertise_host(request.advertise_host, master)
+    bind = "127.0.0.1" if advertise in ("127.0.0.1", "localhost") else "0.0.0.0"
+    with log_path().open("ab") as log_file:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "skil_sdk.session.jobserver", bind, advertise],
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    _reap(server)
+    update_state(server_pid=server.pid)
+
+
 def _wait_until_running(state: SessionState, log: Log) -> SessionState:
     deadline = time.time() + START_TIMEOUT_S
     while True:
         current = read_state()
-        if current.state == RUNNING and current.port:
+        if current.state == RUNNING and current.port and _server_settled(current):
             log(
                 f"The Spark session accepts jobs (application {current.app_id}, Spark UI "
                 f"{current.spark_ui})."
@@ -195,9 +223,14 @@ def _wait_until_running(state: SessionState, log: Log) -> SessionState:
         time.sleep(0.2)
 
 
+def _server_settled(state: SessionState) -> bool:
+    """Whether the session's server is up, or will not be (its process has ended)."""
+    return bool(state.server_url) or not (state.server_pid and pid_alive(state.server_pid))
+
+
 def _terminate(state: SessionState) -> None:
     """Stop the session's processes with SIGTERM (its driver then stops as ``--force``)."""
-    for pid in (state.submit_pid, state.pid):
+    for pid in (state.submit_pid, state.pid, state.server_pid):
         if pid and pid_alive(pid):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGTERM)
@@ -232,7 +265,8 @@ def stop_session(force: bool = False, timeout: float | None = None) -> SessionSt
 
 
 def _processes_alive(state: SessionState) -> bool:
-    return any(pid_alive(pid) for pid in (state.submit_pid, state.pid) if pid)
+    pids = (state.submit_pid, state.pid, state.server_pid)
+    return any(pid_alive(pid) for pid in pids if pid)
 
 
 def session_status() -> dict[str, Any]:
@@ -256,7 +290,9 @@ def warm_session_for(job: Any, bundle: Any, on_log: Log) -> SessionState | None:
             on_log(
                 f"The last Spark session ended unexpectedly ({state.error}); this job runs cold."
             )
-            update_state(state=STOPPED, error=None, submit_pid=None, pid=None, jobs=[])
+            update_state(
+                state=STOPPED, error=None, submit_pid=None, pid=None, server_pid=None, jobs=[]
+            )
         return None
     if state.state != RUNNING or not state.port:
         on_log(f"The Spark session is {state.state}; this job runs cold.")
@@ -277,6 +313,17 @@ def warm_session_for(job: Any, bundle: Any, on_log: Log) -> SessionState | None:
         on_log(f"The Spark session has other settings ({difference}), so this job runs cold.")
         return None
     return state
+
+
+def session_server_for(state: SessionState, advertise_host: str) -> str | None:
+    """The session's server URL when a job advertising ``advertise_host`` to its executors
+    can use it (it is up and advertised under that host); None: the job starts its own."""
+    from urllib.parse import urlsplit
+
+    url = state.server_url
+    if not url or not state.server_pid or not pid_alive(state.server_pid):
+        return None
+    return url if urlsplit(url).hostname == advertise_host else None
 
 
 def run_warm(

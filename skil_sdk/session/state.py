@@ -71,6 +71,9 @@ class SessionState:
     last_activity: float | None = None
     app_id: str | None = None
     spark_ui: str | None = None
+    #: The session's server for its jobs (model files, progress, web pages) and its process.
+    server_url: str | None = None
+    server_pid: int | None = None
     #: The ids of the jobs running now, and the count of jobs run since the start.
     jobs: list[str] = field(default_factory=list)
     jobs_run: int = 0

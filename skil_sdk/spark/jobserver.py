@@ -10,13 +10,20 @@ from skil_sdk.spark.request import LogCallback
 
 
 @contextlib.contextmanager
-def job_server(advertise_host: str, on_log: LogCallback, job_id: str = "") -> Iterator[str]:
-    """The base URL executors use for this job: ``SKIL_SERVER_URL``, or a built-in server
-    started here (on loopback for local masters, on all interfaces otherwise) until the
-    ``with`` block ends."""
+def job_server(
+    advertise_host: str, on_log: LogCallback, job_id: str = "", shared: str | None = None
+) -> Iterator[str]:
+    """The base URL executors use for this job: ``SKIL_SERVER_URL``, else ``shared`` (the
+    Spark session's server, for a job that runs in it), else a built-in server started
+    here (on loopback for local masters, on all interfaces otherwise) until the ``with``
+    block ends."""
     external = os.environ.get("SKIL_SERVER_URL")
     if external:
         yield external.rstrip("/")
+        return
+    if shared:
+        on_log(f"This job's web page is {shared}/ui/jobs/{job_id} (the Spark session's server).")
+        yield shared
         return
     from skil_sdk.server.embedded import EmbeddedServer
 

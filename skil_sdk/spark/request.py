@@ -56,9 +56,14 @@ LogCallback = Callable[[str], None]
 
 def advertise_host(job: JobSpec, master: str | None = None) -> str:
     """The address executors use to reach the server; it must resolve here."""
-    host = job.advertise_host or os.environ.get("SKIL_ADVERTISE_HOST")
+    return default_advertise_host(job.advertise_host, master or str(job.spark_args["master"]))
+
+
+def default_advertise_host(explicit: str | None, master: str) -> str:
+    """``explicit``, else ``SKIL_ADVERTISE_HOST``, else loopback for a local master and this
+    machine's name for a cluster's; it must resolve here."""
+    host = explicit or os.environ.get("SKIL_ADVERTISE_HOST")
     if not host:
-        master = master or str(job.spark_args["master"])
         if master.startswith("local") or "127.0.0.1" in master or "localhost" in master:
             host = "127.0.0.1"
         else:

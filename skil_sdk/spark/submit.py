@@ -196,21 +196,22 @@ def run_job(
 
     with recording_failure(store, job_id, cleanup, "the runner"):
         advertise = advertise_host(job)
-        from skil_sdk.session.client import COLD, WARM, warm_session_for
+        from skil_sdk.session.client import COLD, WARM, session_server_for, warm_session_for
 
         warm = warm_session_for(job, bundle, log)
-        with job_server(advertise, log, job_id) as server_url:
-            token = issue_job_token(job_id, [job.model.id])
-            spec = driver_spec(
-                job_id, job, bundle.hash, server_url, result_path, resume=resume
-            )
-            store.mark_running(job_id)
-            returncode = None
-            if warm is not None:
+        token = issue_job_token(job_id, [job.model.id])
+        store.mark_running(job_id)
+        returncode = None
+        if warm is not None:
+            shared = session_server_for(warm, advertise)
+            with job_server(advertise, log, job_id, shared=shared) as server_url:
+                spec = driver_spec(job_id, job, bundle.hash, server_url, result_path, resume=resume)
                 returncode = _run_warm(warm, spec, token, log_path, store, on_progress, log)
-            session = WARM if returncode is not None else COLD
-            store.update(job_id, details={**store.get(job_id).details, "session": session})
-            if returncode is None:
+        session = WARM if returncode is not None else COLD
+        store.update(job_id, details={**store.get(job_id).details, "session": session})
+        if returncode is None:
+            with job_server(advertise, log, job_id) as server_url:
+                spec = driver_spec(job_id, job, bundle.hash, server_url, result_path, resume=resume)
                 returncode = _run_cold(job, bundle, spec, token, log_path, store, on_progress)
     try:
         result = _conclude(job_id, job, bundle, store, result_path, returncode, log_path, started)

@@ -125,6 +125,10 @@ def test_jobs_run_warm_in_one_application_and_match_onnxruntime(
     assert after["jobs_run"] == before["jobs_run"] + 2 and after["jobs"] == []
     log = skil("jobs", "logs", first["job_id"]).stdout
     assert f"runs in the Spark session {before['app_id']}" in log, log
+    # the session's own server served the model to its executors, with the job's token
+    assert before["server_url"] and pid_alive(before["server_pid"])
+    downloads = skil_json("jobs", "show", first["job_id"])["downloads"]
+    assert [d["range"] for d in downloads] == [None], downloads
 
 
 def _blocking_job(model_id: str, markers: Path, out: Path) -> subprocess.Popen[bytes]:
@@ -233,7 +237,7 @@ def test_session_stop_force_cancels_the_running_job_and_ends_the_application(
     finally:
         release_and_reap(job, tmp_path / "m")
     assert stopped["state"] == "stopped" and stopped["was_running"] is True
-    for pid in (running.pid, running.submit_pid):
+    for pid in (running.pid, running.submit_pid, running.server_pid):
         assert pid is not None and not pid_alive(pid)
     assert job.returncode == 1
     assert "was cancelled in the Spark session (the session was stopped with --force)" in (
