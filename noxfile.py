@@ -46,6 +46,6 @@ def demo(session: nox.Session) -> None:
 
 @nox.session(python=False)
 def bench(session: nox.Session) -> None:
-    """Benchmarks (not run by default): bench/build.py, bench/serve.py."""
-    for script in ("bench/build.py", "bench/serve.py"):
+    """Benchmarks (not run by default): bench/build.py, bench/serve.py, bench/session.py."""
+    for script in ("bench/build.py", "bench/serve.py", "bench/session.py"):
         session.run("python", script, *session.posargs)

@@ -30,6 +30,14 @@ def session() -> None:
     help="Stop after this long without a job: seconds, or 90s, 30m, 2h; 0 never stops.",
 )
 @click.option(
+    "--keep-warm",
+    default="40s",
+    show_default=True,
+    metavar="DURATION",
+    help="While idle, run a moment's task per core this often, so that Spark keeps the "
+    "Python workers (and their loaded models) that it stops after a minute unused; 0: never.",
+)
+@click.option(
     "--conf", "conf", multiple=True, metavar="KEY=VALUE", help="A Spark conf (repeatable)."
 )
 @click.option(
@@ -62,6 +70,7 @@ def start_command(**values: Any) -> None:
         spark_home=values["spark_home"],
         profile=values["profile"],
         idle_timeout_s=parse_duration(values["idle_timeout"]),
+        keep_warm_s=parse_duration(values["keep_warm"], "--keep-warm"),
         plugins=tuple(values["plugins"]),
     )
     state = start_session(request, on_log=info)
@@ -95,6 +104,7 @@ def status_command(as_json: bool) -> None:
             ("spark ui", data["spark_ui"]),
             ("uptime", f"{data['uptime_s']:.0f} s" if data["uptime_s"] is not None else None),
             ("idle timeout", f"{timeout:.0f} s" if timeout else "never"),
+            ("keep warm", f"every {data['keep_warm_s']:.0f} s" if data["keep_warm_s"] else "no"),
             ("jobs running", ", ".join(data["jobs"]) or "none"),
             ("jobs run", data["jobs_run"]),
         ]

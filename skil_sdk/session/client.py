@@ -26,6 +26,7 @@ from skil_sdk.home import file_lock
 from skil_sdk.processes import pid_alive
 from skil_sdk.session.channel import Channel, ChannelClosed, request
 from skil_sdk.session.state import (
+    DEFAULT_KEEP_WARM_S,
     RUNNING,
     STARTING,
     STOPPED,
@@ -66,6 +67,7 @@ class SessionRequest:
     spark_home: str | None = None
     profile: str | None = None
     idle_timeout_s: float = 1800.0
+    keep_warm_s: float = DEFAULT_KEEP_WARM_S
     plugins: Sequence[str] = ()
     advertise_host: str | None = None
 
@@ -124,7 +126,12 @@ def start_session(request: SessionRequest, on_log: Log | None = None) -> Session
             driver, "from skil_sdk.session.server import main\nraise SystemExit(main())\n"
         )
         config = folder / "config.json"
-        atomic_write_text(config, json.dumps({"idle_timeout_s": request.idle_timeout_s}))
+        atomic_write_text(
+            config,
+            json.dumps(
+                {"idle_timeout_s": request.idle_timeout_s, "keep_warm_s": request.keep_warm_s}
+            ),
+        )
         argv = [str(spark_submit(spark_home)), *bundle_submit_flags(args, bundle)]
         if not args.name:
             argv += ["--name", "skil-sdk session"]
@@ -144,6 +151,7 @@ def start_session(request: SessionRequest, on_log: Log | None = None) -> Session
                 spark_home=spark_home,
                 profile=request.profile,
                 idle_timeout_s=request.idle_timeout_s,
+                keep_warm_s=request.keep_warm_s,
                 started_at=now,
                 last_activity=now,
             )

@@ -32,6 +32,22 @@ _LOG = logging.getLogger("skil_sdk.session")
 #: How often the accept loop wakes to check the idle timeout and a stop request.
 _TICK_S = 0.5
 
+#: How long a task of the keep-warm job takes: long enough that the tasks of one such
+#: job overlap, so that each of them takes an idle Python worker of its own.
+_KEEP_WARM_TASK_S = 0.2
+
+
+def keep_warm_task(batches: Any) -> Any:
+    """A task of the keep-warm job: it only occupies a Python worker for a moment (Spark
+    stops a worker that has had no task for a minute; the worker keeps its onnxruntime
+    sessions only while it lives). It runs through ``mapInArrow``, as the jobs' tasks do:
+    Spark keeps the workers of SQL and of RDD functions apart."""
+    import pyarrow as pa
+
+    time.sleep(_KEEP_WARM_TASK_S)
+    rows = sum(batch.num_rows for batch in batches)
+    yield pa.RecordBatch.from_pydict({"rows": pa.array([rows], pa.int64())})
+
 
 class SessionJob:
     """One job running in the session: its thread, its result, its cancellation."""
@@ -108,11 +124,15 @@ class SessionJob:
 class SessionServer:
     """Accepts jobs for one SparkSession until stopped or idle."""
 
-    def __init__(self, spark: Any, idle_timeout_s: float) -> None:
+    def __init__(self, spark: Any, idle_timeout_s: float, keep_warm_s: float = 0.0) -> None:
         from skil_sdk.server.token import load_or_create_admin_token
 
         self.spark = spark
         self.idle_timeout_s = idle_timeout_s
+        self.keep_warm_s = keep_warm_s
+        self._last_warmed = time.time()
+        self._warming: threading.Thread | None = None
+        self._warm_runs = 0
         self._admin_token = load_or_create_admin_token()
         self._jobs: dict[str, SessionJob] = {}
         self._lock = threading.Lock()
@@ -147,6 +167,7 @@ class SessionServer:
             if self._idle_too_long():
                 why = f"idle for {self.idle_timeout_s:.0f} s (its idle timeout)"
                 break
+            self._keep_warm_if_due()
             try:
                 conn, _address = self._listener.accept()
             except TimeoutError:
@@ -162,6 +183,34 @@ class SessionServer:
         self._force = self._force or force
         self._stopping.set()
 
+    def _keep_warm_if_due(self) -> None:
+        """While no job runs, start the keep-warm job every ``keep_warm_s`` seconds."""
+        if self.keep_warm_s <= 0 or (self._warming is not None and self._warming.is_alive()):
+            return
+        with self._lock:
+            busy = bool(self._jobs)
+        now = time.time()
+        if busy or now - max(self._last_warmed, self._last_activity) < self.keep_warm_s:
+            return
+        self._last_warmed = now
+        from pyspark import InheritableThread
+
+        self._warming = InheritableThread(target=self._warm, name="skil-keep-warm", daemon=True)
+        self._warming.start()
+
+    def _warm(self) -> None:
+        """One task per core, each taking an idle Python worker for a moment."""
+        sc = self.spark.sparkContext
+        try:
+            sc.setJobGroup("skil-keep-warm", "skil-sdk session: keep the Python workers warm")
+            sc.setLocalProperty("spark.scheduler.pool", "skil-keep-warm")
+            cores = max(1, int(sc.defaultParallelism))
+            self.spark.range(0, cores, 1, cores).mapInArrow(keep_warm_task, "rows long").collect()
+            self._warm_runs += 1
+            update_state(keep_warm_runs=self._warm_runs)
+        except Exception as exc:  # a stopping session, a lost executor: try again later
+            _LOG.warning("The keep-warm job failed: %r", exc)
+
     def _idle_too_long(self) -> bool:
         with self._lock:
             busy = bool(self._jobs)
@@ -176,6 +225,10 @@ class SessionServer:
         self._stopping.set()
         update_state(state=STOPPING)
         self._listener.close()
+        if self._warming is not None:
+            with contextlib.suppress(Exception):
+                self.spark.sparkContext.cancelJobGroup("skil-keep-warm")
+            self._warming.join(60)
         with self._lock:
             running = list(self._jobs.values())
         for job in running:
@@ -258,7 +311,8 @@ class SessionServer:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: ``session_main.py CONFIG_JSON`` (its ``idle_timeout_s``)."""
+    """Entry point: ``session_main.py CONFIG_JSON`` (its ``idle_timeout_s`` and
+    ``keep_warm_s``)."""
     from pyspark.sql import SparkSession
 
     from skil_sdk.spark.bytecode import precompile_in_background
@@ -269,7 +323,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="%(message)s")
     try:
         spark = SparkSession.builder.appName("skil-sdk session").getOrCreate()
-        server = SessionServer(spark, float(config.get("idle_timeout_s", 0)))
+        server = SessionServer(
+            spark,
+            float(config.get("idle_timeout_s", 0)),
+            float(config.get("keep_warm_s", 0)),
+        )
         # SIGTERM (spark-submit stopped, a kill) stops it as `session stop --force` does
         signal.signal(signal.SIGTERM, lambda _signum, _frame: server.request_stop(force=True))
         server.serve()

@@ -29,6 +29,10 @@ STOPPED = "stopped"
 #: The idle timeout when ``--idle-timeout`` is not given: 30 minutes.
 DEFAULT_IDLE_TIMEOUT_S = 1800.0
 
+#: How often an idle session runs its keep-warm job when ``--keep-warm`` is not given:
+#: under the minute after which Spark stops an idle Python worker.
+DEFAULT_KEEP_WARM_S = 40.0
+
 
 def session_dir() -> Path:
     """``SKIL_HOME/session`` (owner-only): the record, the log, the driver program."""
@@ -77,6 +81,9 @@ class SessionState:
     #: The ids of the jobs running now, and the count of jobs run since the start.
     jobs: list[str] = field(default_factory=list)
     jobs_run: int = 0
+    #: Seconds between keep-warm jobs while idle (0: none), and how many have run.
+    keep_warm_s: float = 0.0
+    keep_warm_runs: int = 0
     #: Why the session stopped, when it did not stop on request.
     error: str | None = None
 
@@ -184,13 +191,14 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNIT_SECONDS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
-def parse_duration(text: str) -> float:
-    """Seconds of a duration such as ``90``, ``90s``, ``30m``, ``2h`` (``0``: never)."""
+def parse_duration(text: str, option: str = "--idle-timeout") -> float:
+    """Seconds of a duration such as ``90``, ``90s``, ``30m``, ``2h`` (``0``: never);
+    ``option`` names it in the error."""
     match = _DURATION.match(str(text).lower())
     if match is None:
         raise InvalidValueError(
-            f"The idle timeout {text!r} is not a duration; give seconds or a number with s, m, "
-            "h or d, e.g. 30m (0 keeps the session up until `skil-sdk session stop`)."
+            f"{option} {text!r} is not a duration; give seconds or a number with s, m, h or "
+            "d, e.g. 30m (0: never)."
         )
     return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 

@@ -65,7 +65,7 @@ def session_home(built_bundle: Any, node_cache: Path) -> Iterator[Path]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SKIL_HOME", str(home))
         patch.setenv("SPARK_LOCAL_IP", "127.0.0.1")
-        started = skil_json("session", "start", "--master", "local[2]")
+        started = skil_json("session", "start", "--master", "local[2]", "--keep-warm", "2s")
         assert started["state"] == "running" and started["port"], started
         try:
             yield home
@@ -183,6 +183,48 @@ def test_jobs_kill_cancels_one_warm_job_and_leaves_the_other_running(
     assert status["state"] == "running" and status["jobs"] == [], status
 
 
+def test_a_killed_client_has_its_warm_job_cancelled(in_session: Path, tmp_path: Path) -> None:
+    job = _blocking_job(_small_model(tmp_path), tmp_path / "m", tmp_path / "o")
+    try:
+        wait_for(lambda: (tmp_path / "m" / "started").exists() or job.poll() is not None,
+                 "the warm job's tasks to start")
+        assert job.poll() is None, job.communicate()[1].decode()[-2000:]
+        job_id = read_state().jobs[0]
+        job.kill()  # SIGKILL: no chance to say goodbye
+        job.wait()
+        wait_for(lambda: job_id not in read_state().jobs, "the session to cancel the job")
+    finally:
+        release_and_reap(job, tmp_path / "m")
+    assert read_state().state == "running"
+    session_log = skil("session", "logs").stdout
+    assert f"Cancelling job {job_id}: its client disconnected" in session_log, session_log[-2000:]
+
+
+def test_an_evaluation_runs_warm_and_matches_scikit_learn(
+    in_session: Path, tmp_path: Path
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from sklearn.metrics import accuracy_score
+
+    model = models.small_mlp_model(tmp_path)
+    model_id = str(skil_json("models", "add", str(model), "-e", "warm")["id"])
+    x = np.random.default_rng(3).standard_normal((200, 4)).astype(np.float32)
+    labels = np.random.default_rng(4).integers(0, 3, 200)
+    path = write_features_parquet(tmp_path / "l.parquet", np.arange(200), x, 40)
+    table = pq.read_table(path).append_column("label", pa.array(labels, pa.int64()))
+    pq.write_table(table, path, row_group_size=40)
+    result = skil_json(
+        "evaluate", "--model", model_id, "--provider", "parquet",
+        "--provider-option", f"path={path}", "--eval-type", "evaluation",
+        "--output", str(tmp_path / "metrics.json"), "--master", "local[2]", "--engine", "spark",
+    )  # fmt: skip
+    assert result["state"] == "SUCCEEDED" and result["session"] == "warm", result
+    predicted = run_onnxruntime(model, {"input": x})["output"].argmax(axis=1)
+    assert result["metrics"]["rows"] == 200
+    assert result["metrics"]["accuracy"] == pytest.approx(accuracy_score(labels, predicted))
+
+
 def test_a_job_with_other_settings_or_another_bundle_runs_cold_and_says_why(
     in_session: Path, tmp_path: Path
 ) -> None:
@@ -214,12 +256,30 @@ def test_a_job_with_other_settings_or_another_bundle_runs_cold_and_says_why(
 
 def test_starting_again_is_idempotent_and_other_settings_conflict(in_session: Path) -> None:
     running = read_state()
-    again = skil_json("session", "start", "--master", "local[2]")
+    again = skil_json("session", "start", "--master", "local[2]", "--keep-warm", "2s")
     assert again["app_id"] == running.app_id and again["port"] == running.port
     conflict = skil("session", "start", "--master", "local[1]", check=False)
     assert conflict.returncode == 1
     assert "skil-sdk session stop" in conflict.stderr and "Traceback" not in conflict.stderr
     assert read_state().app_id == running.app_id
+
+
+def test_an_idle_session_keeps_its_python_workers_busy_now_and_then(
+    in_session: Path, tmp_path: Path
+) -> None:
+    """Spark stops a Python worker after a minute without a task; the session's keep-warm
+    job (every 2 s here) gives each a moment's task while no job runs, and jobs after it
+    run as before."""
+    runs = read_state().keep_warm_runs
+    wait_for(lambda: read_state().keep_warm_runs >= runs + 2, "two keep-warm jobs")
+    model_id, model, data, features = _model_and_data(tmp_path, rows=100)
+    after = _infer(model_id, data, tmp_path / "after")
+    assert after["state"] == "SUCCEEDED" and after["session"] == "warm" and after["rows"] == 100
+    expected = run_onnxruntime(model, {"input": features})["output"]
+    got = np.array(read_output(tmp_path / "after").column("output").to_pylist(), np.float32)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    refused = skil("session", "start", "--keep-warm", "often", check=False)
+    assert refused.returncode == 1 and "--keep-warm 'often' is not a duration" in refused.stderr
 
 
 def test_session_stop_force_cancels_the_running_job_and_ends_the_application(
