@@ -157,16 +157,7 @@ def start_session(request: SessionRequest, on_log: Log | None = None) -> Session
             )
         )
         log(f"Starting a Spark session on {args.master} (bundle {bundle.hash[:12]}) ...")
-        with log_path().open("ab") as log_file:
-            process = subprocess.Popen(
-                argv,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        _reap(process)
+        process = _spawn(argv, env)
         update_state(submit_pid=process.pid)
         _start_server(request, args.master)
         state = read_state()
@@ -177,10 +168,21 @@ def start_session(request: SessionRequest, on_log: Log | None = None) -> Session
         raise
 
 
-def _reap(process: subprocess.Popen[bytes]) -> None:
-    """Reap ``process`` when it ends, so a long-lived caller (a notebook, a test) keeps
-    no zombie."""
+def _spawn(argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Start one of the session's processes in the background (a session of its own, its
+    output into the session's log), reaped when it ends, so that a long-lived caller (a
+    notebook, a test) keeps no zombie."""
+    with log_path().open("ab") as log_file:
+        process = subprocess.Popen(
+            argv,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     threading.Thread(target=process.wait, name="skil-session-reap", daemon=True).start()
+    return process
 
 
 def _start_server(request: SessionRequest, master: str) -> None:
@@ -192,15 +194,7 @@ def _start_server(request: SessionRequest, master: str) -> None:
 
     advertise = default_advertise_host(request.advertise_host, master)
     bind = "127.0.0.1" if advertise in ("127.0.0.1", "localhost") else "0.0.0.0"
-    with log_path().open("ab") as log_file:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "skil_sdk.session.jobserver", bind, advertise],
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    _reap(server)
+    server = _spawn([sys.executable, "-m", "skil_sdk.session.jobserver", bind, advertise])
     update_state(server_pid=server.pid)
 
 

@@ -142,6 +142,13 @@ def _blocking_job(model_id: str, markers: Path, out: Path) -> subprocess.Popen[b
     )
 
 
+def _wait_until_blocked(job: subprocess.Popen[bytes], markers: Path) -> None:
+    """Wait until the blocking job's tasks run (they touch ``markers/started``)."""
+    wait_for(lambda: (markers / "started").exists() or job.poll() is not None,
+             "the warm job's tasks to start")
+    assert job.poll() is None, job.communicate()[1].decode()[-2000:]
+
+
 def _small_model(tmp_path: Path) -> str:
     path = models.small_mlp_model(tmp_path)
     return str(skil_json("models", "add", str(path), "-e", "warm")["id"])
@@ -153,9 +160,7 @@ def test_jobs_kill_cancels_one_warm_job_and_leaves_the_other_running(
     model_id = _small_model(tmp_path)
     first = _blocking_job(model_id, tmp_path / "m1", tmp_path / "o1")
     try:
-        wait_for(lambda: (tmp_path / "m1" / "started").exists() or first.poll() is not None,
-                 "the first warm job's tasks to start")
-        assert first.poll() is None, first.communicate()[1].decode()[-2000:]
+        _wait_until_blocked(first, tmp_path / "m1")
         first_id = read_state().jobs[0]
         second = _blocking_job(model_id, tmp_path / "m2", tmp_path / "o2")
         try:
@@ -186,9 +191,7 @@ def test_jobs_kill_cancels_one_warm_job_and_leaves_the_other_running(
 def test_a_killed_client_has_its_warm_job_cancelled(in_session: Path, tmp_path: Path) -> None:
     job = _blocking_job(_small_model(tmp_path), tmp_path / "m", tmp_path / "o")
     try:
-        wait_for(lambda: (tmp_path / "m" / "started").exists() or job.poll() is not None,
-                 "the warm job's tasks to start")
-        assert job.poll() is None, job.communicate()[1].decode()[-2000:]
+        _wait_until_blocked(job, tmp_path / "m")
         job_id = read_state().jobs[0]
         job.kill()  # SIGKILL: no chance to say goodbye
         job.wait()
@@ -289,9 +292,7 @@ def test_session_stop_force_cancels_the_running_job_and_ends_the_application(
     running = read_state()
     job = _blocking_job(_small_model(tmp_path), tmp_path / "m", tmp_path / "o")
     try:
-        wait_for(lambda: (tmp_path / "m" / "started").exists() or job.poll() is not None,
-                 "the warm job's tasks to start")
-        assert job.poll() is None, job.communicate()[1].decode()[-2000:]
+        _wait_until_blocked(job, tmp_path / "m")
         stopped = skil_json("session", "stop", "--force")
         _stdout, stderr = job.communicate(timeout=300)
     finally:
@@ -319,9 +320,7 @@ def test_a_job_on_a_session_that_dies_fails_in_one_sentence_and_the_next_runs_co
         session = read_state()
         job = _blocking_job(_small_model(tmp_path), tmp_path / "m", tmp_path / "o")
         try:
-            wait_for(lambda: (tmp_path / "m" / "started").exists() or job.poll() is not None,
-                     "the warm job's tasks to start")
-            assert job.poll() is None, job.communicate()[1].decode()[-2000:]
+            _wait_until_blocked(job, tmp_path / "m")
             assert session.pid is not None
             os.kill(session.pid, signal.SIGKILL)  # the session's driver program
             _stdout, stderr = job.communicate(timeout=300)
