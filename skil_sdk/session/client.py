@@ -261,8 +261,9 @@ def stop_session(force: bool = False, timeout: float | None = None) -> SessionSt
             )
         time.sleep(0.2)
     final = read_state()
-    if final.state != STOPPED:
-        final = update_state(state=STOPPED, jobs=[])
+    if final.error is not None or final.state != STOPPED:
+        # stopped on request (a session still starting ends by SIGTERM): nothing to report
+        final = update_state(state=STOPPED, jobs=[], error=None)
     return final
 
 
@@ -302,7 +303,7 @@ def warm_session_for(job: Any, bundle: Any, on_log: Log) -> SessionState | None:
     if state.bundle_hash != bundle.hash:
         on_log(
             f"The Spark session runs bundle {(state.bundle_hash or '')[:12]} and this job needs "
-            f"{bundle.hash[:12]} (its plugins changed), so it runs cold; restart the session "
+            f"{bundle.hash[:12]} (other plugins), so it runs cold; restart the session "
             "(`skil-sdk session stop`, then `skil-sdk session start`) to run warm again."
         )
         return None

@@ -43,8 +43,8 @@ def session_dir() -> Path:
 
 
 def state_path() -> Path:
-    """``SKIL_HOME/session/state.json``."""
-    return session_dir() / "state.json"
+    """``SKIL_HOME/session/state.json`` (reading it creates nothing)."""
+    return skil_home() / "session" / "state.json"
 
 
 def log_path() -> Path:
@@ -135,7 +135,9 @@ def write_state(state: SessionState) -> None:
 
 
 def _write(state: SessionState) -> None:
-    atomic_write_text(state_path(), json.dumps(state.to_dict(), indent=2), mode=0o600)
+    atomic_write_text(
+        session_dir() / "state.json", json.dumps(state.to_dict(), indent=2), mode=0o600
+    )
 
 
 def update_state(**changes: Any) -> SessionState:
