@@ -187,10 +187,8 @@ class SessionServer:
         """While no job runs, start the keep-warm job every ``keep_warm_s`` seconds."""
         if self.keep_warm_s <= 0 or (self._warming is not None and self._warming.is_alive()):
             return
-        with self._lock:
-            busy = bool(self._jobs)
         now = time.time()
-        if busy or now - max(self._last_warmed, self._last_activity) < self.keep_warm_s:
+        if self._busy() or now - max(self._last_warmed, self._last_activity) < self.keep_warm_s:
             return
         self._last_warmed = now
         from pyspark import InheritableThread
@@ -211,11 +209,13 @@ class SessionServer:
         except Exception as exc:  # a stopping session, a lost executor: try again later
             _LOG.warning("The keep-warm job failed: %r", exc)
 
-    def _idle_too_long(self) -> bool:
+    def _busy(self) -> bool:
         with self._lock:
-            busy = bool(self._jobs)
+            return bool(self._jobs)
+
+    def _idle_too_long(self) -> bool:
         return (
-            not busy
+            not self._busy()
             and self.idle_timeout_s > 0
             and time.time() - self._last_activity > self.idle_timeout_s
         )

@@ -11,7 +11,6 @@ import contextlib
 import dataclasses
 import json
 import re
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,8 +47,9 @@ def state_path() -> Path:
 
 
 def log_path() -> Path:
-    """``SKIL_HOME/session/session.log``: spark-submit's and the session driver's output."""
-    return session_dir() / "session.log"
+    """``SKIL_HOME/session/session.log``: spark-submit's and the session driver's output
+    (reading it creates nothing)."""
+    return skil_home() / "session" / "session.log"
 
 
 @dataclass
@@ -203,9 +203,3 @@ def parse_duration(text: str, option: str = "--idle-timeout") -> float:
             "d, e.g. 30m (0: never)."
         )
     return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-
-
-def idle_for(state: SessionState, now: float | None = None) -> float:
-    """Seconds since the session last started or finished a job."""
-    last = state.last_activity or state.started_at or time.time()
-    return max(0.0, (now or time.time()) - last)
