@@ -417,6 +417,8 @@ def infer_cli(
         "log_events_s_from_command": log_events(Path(result["log_path"]), started),
         "memory": run["memory"],
         "job_id": result["job_id"],
+        "session": result.get("session"),
+        "jvm_archive": result.get("jvm_archive"),
     }
 
 
@@ -449,6 +451,35 @@ def run_session(
         job["rows_per_s"] = round(job["rows"] / job["write_s"])
         job["job_s"] = round(job["finished_at"] - job["started_at"], 2)
     return {"jobs": detail["jobs"], "memory": run["memory"], "wall_s": run["wall_s"]}
+
+
+def wait_for_jvm_archive(node_cache: Path, timeout: float = 900) -> float | None:
+    """Seconds until the background dump of the driver JVM's class-data archive (started
+    when the first job ended) has finished; None when none was started."""
+    from skil_sdk.spark.jvmarchive import CLAIM
+
+    claims = list((node_cache / "jvm").glob(f"*/{CLAIM}"))
+    if not claims:
+        return None
+    began = time.monotonic()
+    while any(claim.exists() for claim in claims):
+        if time.monotonic() - began > timeout:
+            raise SystemExit(f"the JVM archive's dump in {node_cache / 'jvm'} did not finish")
+        time.sleep(0.5)
+    return round(time.monotonic() - began, 2)
+
+
+def run_warm_session(
+    model_id: str, data: Path, small: Path, env: dict[str, str]
+) -> dict[str, Any]:
+    """A ``skil-sdk infer`` in a running ``skil-sdk session``, after a warm-up job there."""
+    cli = str(BIN / "skil-sdk")
+    check_output([cli, "session", "start", "--master", MASTER, "--json"], env)
+    try:
+        infer_cli(model_id, small, WORK / "out" / "c-warm-up", env, "c-warm-up")
+        return infer_cli(model_id, data, WORK / "out" / "c-warm", env, "c-warm")
+    finally:
+        check_output([cli, "session", "stop", "--json"], env)
 
 
 # ---------------------------------------------------------------- main
@@ -533,9 +564,21 @@ def main() -> None:
     c_env = {**env, "SKIL_NODE_CACHE": str(node_cache)}
     first = infer_cli(model_id, data, WORK / "out" / "c-first", c_env, "c-first")
     log(f"    {first['end_to_end_s']} s")
+    log("(c) the driver JVM's class-data archive the first job recorded...")
+    archive_dump_s = wait_for_jvm_archive(node_cache)
+    log(f"    dumped {archive_dump_s} s after the first job")
     log("(c) second job, same bundle and model...")
     second = infer_cli(model_id, data, WORK / "out" / "c-second", c_env, "c-second")
-    log(f"    {second['end_to_end_s']} s")
+    log(f"    {second['end_to_end_s']} s (JVM archive {second['jvm_archive']})")
+    log("(c) second job again, without the JVM archive...")
+    no_archive_env = {**c_env, "SKIL_JVM_ARCHIVE": "off"}
+    second_plain = infer_cli(
+        model_id, data, WORK / "out" / "c-second-plain", no_archive_env, "c-second-plain"
+    )
+    log(f"    {second_plain['end_to_end_s']} s")
+    log("(c) jobs in a `skil-sdk session`: a warm-up, then the measured job...")
+    warm = run_warm_session(model_id, data, small, c_env)
+    log(f"    {warm['end_to_end_s']} s ({warm['session']})")
     if rows == SMALL_ROWS:
         small_job = second
     else:
@@ -584,6 +627,9 @@ def main() -> None:
             for size in sorted(by_batch)
         },
         "second_job_overhead_s": round(second["end_to_end_s"] - rows / steady["rows_per_s"], 2),
+        "second_job_without_jvm_archive": second_plain,
+        "jvm_archive_dump_s": archive_dump_s,
+        "warm_session_job": warm,
     }
     results["load_average_end"] = load_average()
     results["summary"] = summarize(results)
@@ -619,6 +665,10 @@ def summarize(r: dict[str, Any]) -> dict[str, Any]:
         "c_first_job_end_to_end_s": s["first_job"]["end_to_end_s"],
         "c_second_job_end_to_end_s": s["second_job"]["end_to_end_s"],
         "c_second_job_overhead_s": s["second_job_overhead_s"],
+        "c_second_job_without_jvm_archive_end_to_end_s": (
+            s.get("second_job_without_jvm_archive") or {}
+        ).get("end_to_end_s"),
+        "c_warm_session_job_end_to_end_s": (s.get("warm_session_job") or {}).get("end_to_end_s"),
         "c_over_a": round(c / a, 3),
         "c_over_b": round(c / udf["steady_rows_per_s"], 3) if udf else None,
         "c_worker_peak_rss_mb": {"rows": rss_big, str(SMALL_ROWS): rss_small},
@@ -639,6 +689,14 @@ def summarize(r: dict[str, Any]) -> dict[str, Any]:
             {"target": "second job end to end <= 0.5 b's", "measured": round(second / e2e, 3),
              "met": second <= 0.5 * e2e},
         ]  # fmt: skip
+    warm = s.get("warm_session_job")
+    if warm:
+        budget = r["setup"]["rows"] / c + 1.5
+        targets.append(
+            {"target": "job on a warm session <= its work at the steady rate + 1.5 s",
+             "measured": warm["end_to_end_s"], "budget_s": round(budget, 2),
+             "met": warm["end_to_end_s"] <= budget}
+        )  # fmt: skip
     if rss_big and rss_small:
         growth = rss_big / rss_small - 1
         targets.append(
@@ -677,12 +735,14 @@ def _measured(target: dict[str, Any], r: dict[str, Any]) -> str:
     if name.startswith("second job"):
         second = _n(s["c_second_job_end_to_end_s"])
         return f"{value:.2f} of b ({second} s / {_n(udf.get('end_to_end_s'))} s)"
+    if name.startswith("job on a warm session"):
+        return f"{_n(value)} s (budget {_n(target['budget_s'])} s)"
     big, small = s["c_worker_peak_rss_mb"]["rows"], s["c_worker_peak_rss_mb"][str(SMALL_ROWS)]
     return f"{value * 100:+.1f} % ({_n(big)} MB / {_n(small)} MB)"
 
 
-def _phase_table(first: dict[str, Any], second: dict[str, Any]) -> list[str]:
-    """Phases of the first and second ``skil-sdk infer`` jobs, side by side."""
+def _phase_table(columns: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """Phases of the cold ``skil-sdk infer`` jobs, side by side (one column each)."""
 
     def tasks(job: dict[str, Any]) -> tuple[str, str]:
         durations = job["spark_tasks"].get("task_ms_in_finish_order", [])
@@ -694,7 +754,8 @@ def _phase_table(first: dict[str, Any], second: dict[str, Any]) -> list[str]:
             f"{rest[len(rest) // 2] / 1000:.1f}",
         )
 
-    rows: list[tuple[str, str, str]] = []
+    jobs = [job for _, job in columns]
+    rows: list[list[str]] = []
     labels = {
         "cli_start_to_spark_submit": "command start to `spark-submit` (CLI, bundle check, "
         "job record, model server)",
@@ -705,23 +766,17 @@ def _phase_table(first: dict[str, Any], second: dict[str, Any]) -> list[str]:
         "write": "the write (packed tasks, each executor writing its Parquet)",
     }
     for key, label in labels.items():
-        rows.append((label, _n(first["phases_s"][key]), _n(second["phases_s"][key])))
-    first_tasks, second_tasks = tasks(first), tasks(second)
-    first_label = f"write: first task of each of the {CORES} Python workers"
-    rows.append((first_label, first_tasks[0], second_tasks[0]))
-    rows.append(("write: median of the other tasks", first_tasks[1], second_tasks[1]))
+        rows.append([label, *(_n(job["phases_s"][key]) for job in jobs)])
+    per_job = [tasks(job) for job in jobs]
+    rows.append([f"write: first task of each of the {CORES} Python workers",
+                 *(t[0] for t in per_job)])  # fmt: skip
+    rows.append(["write: median of the other tasks", *(t[1] for t in per_job)])
+    rows.append(["end to end (to `_SUCCESS`)", *(_n(job["end_to_end_s"]) for job in jobs)])
     rows.append(
-        ("end to end (to `_SUCCESS`)", _n(first["end_to_end_s"]), _n(second["end_to_end_s"]))
-    )
-    rows.append(
-        (
-            "after `_SUCCESS`: output count, `_skil_job.json`, Spark stop (not in end to end)",
-            _n(first["phases_s"]["success_to_cli_exit"]),
-            _n(second["phases_s"]["success_to_cli_exit"]),
-        )
-    )
-    events = ["| Phase | first job | second job |", "|---|---:|---:|"]
-    events += [f"| {label} | {a} | {b} |" for label, a, b in rows]
+        ["after `_SUCCESS`: output count, `_skil_job.json`, Spark stop (not in end to end)",
+         *(_n(job["phases_s"]["success_to_cli_exit"]) for job in jobs)]
+    )  # fmt: skip
+    rows.append(["driver JVM archive", *(str(job.get("jvm_archive") or "off") for job in jobs)])
     marks = {
         "spark_context_start": "log: SparkContext starts",
         "spark_context_ready": "log: executor ready",
@@ -729,13 +784,12 @@ def _phase_table(first: dict[str, Any], second: dict[str, Any]) -> list[str]:
         "write_job_start": "log: the write job starts",
         "write_job_end": "log: the write job ends",
     }
-    a_events = first.get("log_events_s_from_command", {})
-    b_events = second.get("log_events_s_from_command", {})
-    events += [
-        f"| {label}, s after the command | {_n(a_events.get(key))} | {_n(b_events.get(key))} |"
-        for key, label in marks.items()
-    ]
-    return events
+    for key, label in marks.items():
+        seen = [job.get("log_events_s_from_command", {}).get(key) for job in jobs]
+        rows.append([f"{label}, s after the command", *(_n(value) for value in seen)])
+    header = "| Phase | " + " | ".join(name for name, _ in columns) + " |"
+    lines = [header, "|---|" + "---:|" * len(columns)]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
 
 def _load_note(r: dict[str, Any]) -> list[str]:
@@ -814,7 +868,15 @@ def _gap_note(r: dict[str, Any]) -> list[str]:
         "(`spark.python.daemon.module`; the first tasks took as long, the imports being "
         "serialised in the daemon), and a warm-up job started while the driver plans (3 "
         "cold jobs each: 13.2 to 15.7 s either way; on 2 cores the warm-up and the plan "
-        "compete for the same CPUs). The 0.5 x b budget is "
+        "compete for the same CPUs). Traced inside the Python workers of a second job "
+        "(timestamps in the task function, 2026-12-02, not by this script), a worker's first "
+        "task costs, beyond the later ones: about 0.6 s for Spark's Python daemon to start "
+        "from the bundle before it forks the workers, about 0.9 s from the fork to the "
+        "task function (pyspark's worker start and unpickling the function, which imports "
+        "skil_sdk, pyarrow and the provider), and about 0.35 s for the model's onnxruntime "
+        "session and the first read; both workers do it at once, on the 2 cores. "
+        + _archive_note(r)
+        + "The 0.5 x b budget is "
         f"{0.5 * udf['end_to_end_s']:.2f} s, of which Spark's start (b's) takes "
         f"{_n(udf['session_start_s'])} s. The "
         f"first job also lays the bundle out on the fresh node ({extra_first:+.2f} s from "
@@ -823,6 +885,23 @@ def _gap_note(r: dict[str, Any]) -> list[str]:
         "",
         *_steady_note(r),
     ]
+
+
+def _archive_note(r: dict[str, Any]) -> str:
+    """What the driver JVM's class-data archive took off the second job, in this run."""
+    skil = r["skil"]
+    plain, second = skil.get("second_job_without_jvm_archive"), skil["second_job"]
+    if not plain or second.get("jvm_archive") != "used":
+        return ""
+    p1, p2 = plain["phases_s"], second["phases_s"]
+    start = p1["driver_program_to_write"] - p2["driver_program_to_write"]
+    start += p1["spark_submit_to_driver_program"] - p2["spark_submit_to_driver_program"]
+    return (
+        "What does come off the cold path is the JVM's class loading: with the class-data "
+        f"archive the second job took {_n(second['end_to_end_s'])} s against "
+        f"{_n(plain['end_to_end_s'])} s without it, {start:.2f} s of it between "
+        "`spark-submit` and the write. "
+    )
 
 
 def _commit() -> str:
@@ -898,6 +977,7 @@ def write_doc(r: dict[str, Any]) -> None:
     limit, udf, skil = r["limit"], r.get("udf"), r["skil"]
     rows = setup["rows"]
     second = skil["second_job"]
+    plain, warm = skil.get("second_job_without_jvm_archive"), skil.get("warm_session_job")
     table = [
         "| | (a) limit | (b) `predict_batch_udf` | (c) `skil-sdk infer` |",
         "|---|---:|---:|---:|",
@@ -910,6 +990,10 @@ def write_doc(r: dict[str, Any]) -> None:
         f"{_n(skil['first_job']['end_to_end_s'])} |",
         f"| End to end, second job (same bundle and model), s | {NA} | {NA} | "
         f"{_n(second['end_to_end_s'])} |",
+        f"| End to end, second job without the driver's JVM archive, s | {NA} | {NA} | "
+        f"{_n(plain['end_to_end_s']) if plain else NA} |",
+        f"| End to end, a job in a warm `skil-sdk session`, s | {NA} | {NA} | "
+        f"{_n(warm['end_to_end_s']) if warm else NA} |",
         f"| Python worker peak RSS, {rows:,} rows, MB | {_n(limit['peak_rss_mb'])} | "
         f"{_n(udf['memory']['worker_peak_rss_mb']) if udf else NA} | "
         f"{_n(second['memory']['worker_peak_rss_mb'])} |",
@@ -924,7 +1008,9 @@ def write_doc(r: dict[str, Any]) -> None:
         f"| {t['target']} | {_measured(t, r)} | {'met' if t['met'] else 'not met'} |"
         for t in s["targets"]
     ]
-    phase_lines = _phase_table(skil["first_job"], second)
+    columns = [("first job", skil["first_job"]), ("second job", second)]
+    columns += [("second job, no JVM archive", plain)] if plain else []
+    phase_lines = _phase_table(columns)
     udf_note = (
         f"(b) runs `spark-submit --master {setup['master']}` on a script that reads the "
         f"Parquet with `spark.read.parquet` ({udf['input_partitions']} input partitions), "
@@ -963,7 +1049,15 @@ def write_doc(r: dict[str, Any]) -> None:
             "into a few tasks per core, each executor writing its own Parquet): the "
             "first job on a fresh node cache (`SKIL_NODE_CACHE`: bundle extracted, model "
             "fetched) with the bundle already built, then a second job with the same bundle "
-            "and model; end to end is from the command to the output's `_SUCCESS`. Its steady "
+            "and model; end to end is from the command to the output's `_SUCCESS`. The first "
+            "job records the classes its driver JVM loads; the driver's class-data archive is "
+            "then dumped in the background ("
+            + (f"{_n(skil.get('jvm_archive_dump_s'))} s" if skil.get("jvm_archive_dump_s")
+               else "not made in this run")
+            + "; this script waits for it), and the second job's driver maps it (JVM archive: "
+            f"{second.get('jvm_archive') or NA}); the same job is run once more with "
+            "`SKIL_JVM_ARCHIVE=off`. The warm-session job is a `skil-sdk infer` while a "
+            "`skil-sdk session` runs, after one warm-up job there. Its steady "
             "state is rows divided by the write action's time (`timings.compute_seconds` of "
             "`_skil_job.json`) of a job run with `submit(request, spark=spark)` in a session "
             "whose Python workers run inside the bundle, after a warm-up job in that session: "
@@ -982,7 +1076,7 @@ def write_doc(r: dict[str, Any]) -> None:
             "",
             *batches,
             "",
-            "Where the time of the two `skil-sdk infer` jobs goes (seconds from the command; "
+            "Where the time of the cold `skil-sdk infer` jobs goes (seconds from the command; "
             "`_skil_job.json` timings and the job's Spark log). The second job's overhead "
             f"over steady-state processing of {rows:,} rows is "
             f"{_n(skil['second_job_overhead_s'])} s.",

@@ -50,6 +50,16 @@ def skil_home(
 
 
 @pytest.fixture(scope="session", autouse=True)
+def no_jvm_archive() -> Iterator[None]:
+    """Drivers run without the JVM class-data archive (``skil_sdk.spark.jvmarchive``),
+    whose background dump (tens of CPU seconds) would otherwise start in every node cache
+    the tests make; tests/spark/test_jvm_archive.py turns it on and waits for its dump."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SKIL_JVM_ARCHIVE", "off")
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
 def spark_local_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Spark's scratch space (``SPARK_LOCAL_DIRS``: a driver's ``spark-*`` folder with its
     copy of a shipped bundle, the block managers) in the session's temp folder, not in

@@ -101,8 +101,9 @@ def start_session(request: SessionRequest, on_log: Log | None = None) -> Session
     """Start the session and return once it accepts jobs (its record says ``running``);
     a session already up with the same bundle and settings is returned as it is."""
     from skil_sdk.builder.api import ensure_bundle
+    from skil_sdk.spark.jvmarchive import driver_archive, with_java_options
     from skil_sdk.spark.process import bundle_env, bundle_submit_flags
-    from skil_sdk.spark.sparkhome import spark_submit
+    from skil_sdk.spark.sparkhome import find_spark_home, spark_submit
 
     log = on_log or (lambda _message: None)
     args, spark_home = resolved_settings(request)
@@ -132,13 +133,15 @@ def start_session(request: SessionRequest, on_log: Log | None = None) -> Session
                 {"idle_timeout_s": request.idle_timeout_s, "keep_warm_s": request.keep_warm_s}
             ),
         )
-        argv = [str(spark_submit(spark_home)), *bundle_submit_flags(args, bundle)]
+        env = bundle_env(spark_home)
+        archive = driver_archive(args, find_spark_home(spark_home), env)
+        mapped = with_java_options(args, archive.mapping_options() if archive else [])
+        argv = [str(spark_submit(spark_home)), *bundle_submit_flags(mapped, bundle)]
         if not args.name:
             argv += ["--name", "skil-sdk session"]
         if "spark.scheduler.mode" not in args.conf:
             argv += ["--conf", "spark.scheduler.mode=FAIR"]  # jobs at once share it fairly
         argv += [str(driver), str(config)]
-        env = bundle_env(spark_home)
         env["TMPDIR"] = str(folder / "tmp")
         now = time.time()
         write_state(

@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +24,19 @@ from skil_sdk.store.jobs import JobStore
 _LOG_TAIL_LINES = 30
 
 
-def submit_argv(job: JobSpec, bundle: Any, driver: Path, spec_path: Path) -> list[str]:
+def submit_argv(
+    job: JobSpec,
+    bundle: Any,
+    driver: Path,
+    spec_path: Path,
+    java_options: list[str] | None = None,
+) -> list[str]:
     """The spark-submit command line: SparkArgs' flags, the bundle as the driver's and the
-    executors' Python (shipped with ``--files`` on cluster masters), the driver program."""
-    args = job.spark()
+    executors' Python (shipped with ``--files`` on cluster masters), the driver program;
+    ``java_options`` are added to the driver's JVM options."""
+    from skil_sdk.spark.jvmarchive import with_java_options
+
+    args = with_java_options(job.spark(), java_options or [])
     argv = [str(spark_submit(job.spark_home)), *bundle_submit_flags(args, bundle)]
     if not args.name:
         argv += ["--name", f"skil-sdk {driver.parent.name}"]
@@ -150,11 +159,12 @@ def run_spark_submit(
     job_id: str,
     store: JobStore,
     on_progress: ProgressCallback | None,
+    watch: Callable[[int], None] | None = None,
 ) -> int:
     """Run spark-submit (its output into ``log_path``) until it exits; return its exit code.
 
-    Progress is read from the jobs store every half second; SIGTERM or Ctrl-C stop the
-    child and raise ``KeyboardInterrupt``."""
+    Progress is read from the jobs store every half second (and ``watch`` is called with
+    the child's pid); SIGTERM or Ctrl-C stop the child and raise ``KeyboardInterrupt``."""
     with log_path.open("ab") as log_file:
         process = subprocess.Popen(
             argv,
@@ -167,6 +177,8 @@ def run_spark_submit(
         try:
             with sigterm_as_interrupt():
                 while process.poll() is None:
+                    if watch is not None:
+                        watch(process.pid)
                     if on_progress is not None:
                         with contextlib.suppress(SkilError):
                             on_progress(store.get(job_id))

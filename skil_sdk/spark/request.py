@@ -43,6 +43,10 @@ class JobResult:
     #: How a Spark job ran: ``warm`` (in the running ``skil-sdk session``) or ``cold`` (a
     #: spark-submit of its own); None for the local engine and a caller's SparkSession.
     session: str | None = None
+    #: What a cold job's driver JVM did with the class-data archive
+    #: (:mod:`skil_sdk.spark.jvmarchive`): ``used``, ``recording``, ``dumping`` or ``unused``;
+    #: None where it does not apply.
+    jvm_archive: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""

@@ -28,6 +28,7 @@ from skil_sdk.job.prepare import EXECUTION_PROVIDERS, prepare
 from skil_sdk.job.request import InferenceRequest
 from skil_sdk.job.spec import INFERENCE, JobSpec
 from skil_sdk.spark.jobserver import job_server
+from skil_sdk.spark.jvmarchive import driver_archive
 from skil_sdk.spark.process import (
     log_tail,
     prewarm_bundle,
@@ -45,6 +46,7 @@ from skil_sdk.spark.request import (
     driver_spec,
     job_details,
 )
+from skil_sdk.spark.sparkhome import find_spark_home
 from skil_sdk.storage import atomic_write_text, ensure_dir
 from skil_sdk.store.jobs import FAILED, KILLED, SUCCEEDED, JobStore, recording_failure
 from skil_sdk.uris import is_local, local_path
@@ -108,7 +110,6 @@ def submit(
     return run_job(record.id, job, bundle, on_progress=on_progress, on_log=log, started=started)
 
 
-
 def _warn_of_ignored_settings(request: InferenceRequest, job: JobSpec) -> None:
     """A Python warning for Spark settings a local-engine job ignores (the CLI prints its
     own line)."""
@@ -119,6 +120,7 @@ def _warn_of_ignored_settings(request: InferenceRequest, job: JobSpec) -> None:
     message = local_engine_warning(request, job)
     if message is not None:
         warnings.warn(message, UserWarning, stacklevel=3)
+
 
 def _create_record(store: JobStore, job: JobSpec, details: dict[str, Any]) -> Any:
     """The job's record (SUBMITTED), run by this process."""
@@ -191,6 +193,7 @@ def run_job(
     with contextlib.suppress(FileNotFoundError):
         result_path.unlink()
     output_existed = _output_exists(job) and not resume
+
     def cleanup(failure: BaseException | None = None) -> str | None:
         return discard_incomplete_output(job, output_existed, job_id, failure, resume)
 
@@ -216,6 +219,7 @@ def run_job(
     try:
         result = _conclude(job_id, job, bundle, store, result_path, returncode, log_path, started)
         result.session = session
+        result.jvm_archive = store.get(job_id).details.get("jvm_archive")
         return result
     except JobError:
         discard_incomplete_output(job, output_existed, job_id, None, resume)
@@ -269,17 +273,29 @@ def _run_cold(
     atomic_write_text(spec_path, json.dumps(spec.to_dict(), indent=2), mode=0o600)
     driver = job_dir / "driver.py"
     atomic_write_text(driver, "from skil_sdk.spark.driver import main\nraise SystemExit(main())\n")
-    argv = submit_argv(job, bundle, driver, spec_path)
     env = submit_env(job, bundle, token)
+    archive = driver_archive(job.spark(), find_spark_home(job.spark_home), env)
+    argv = submit_argv(job, bundle, driver, spec_path, archive.java_options() if archive else [])
     # The job's own temp dir (the Python driver's and local workers' temp files), removed
     # when the job ends.
     env["TMPDIR"] = str(ensure_dir(job_dir / "tmp"))
     warming = prewarm_bundle(bundle, env)
+    returncode = None
     try:
-        return run_spark_submit(argv, env, log_path, spec.job_id, store, on_progress)
+        returncode = run_spark_submit(
+            argv, env, log_path, spec.job_id, store, on_progress,
+            watch=archive.watch if archive else None,
+        )  # fmt: skip
+        return returncode
     finally:
         stop_prewarm(warming)
         shutil.rmtree(job_dir / "tmp", ignore_errors=True)
+        if archive is not None:
+            state = archive.state()
+            archive.after_job(returncode == 0)
+            with contextlib.suppress(SkilError):
+                details = store.get(spec.job_id).details
+                store.update(spec.job_id, details={**details, "jvm_archive": state})
 
 
 def _output_exists(job: JobSpec) -> bool:
@@ -380,8 +396,11 @@ def summary_of(result: dict[str, Any]) -> dict[str, Any]:
 def result_counts(result: dict[str, Any]) -> dict[str, Any]:
     """The :class:`JobResult` fields of a driver's result."""
     summary = summary_of(result)
-    return {k: summary[k] for k in ("rows_in", "rows_written", "rows_quarantined", "tasks",
-                                    "tasks_kept") if k in summary}
+    return {
+        k: summary[k]
+        for k in ("rows_in", "rows_written", "rows_quarantined", "tasks", "tasks_kept")
+        if k in summary
+    }
 
 
 def _conclude(
