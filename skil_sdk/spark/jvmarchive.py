@@ -22,6 +22,7 @@ the user's own driver JVM options leave class-data sharing alone.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import itertools
 import json
@@ -45,10 +46,9 @@ _CLASS_PATH_ENV = ("SPARK_CONF_DIR", "HADOOP_CONF_DIR", "YARN_CONF_DIR",
                    "SPARK_DIST_CLASSPATH", "SPARK_CLASSPATH")  # fmt: skip
 #: Archives kept per node cache (one per Java, Spark install and driver class path).
 KEEP_ARCHIVES = 2
-#: A dump whose process is gone, or older than this, no longer blocks another.
-STALE_DUMP_SECONDS = 1800
-ARCHIVE, CLASS_LIST, STAMP, CLAIM, DUMP_PLAN, DUMP_LOG = (
-    "classes.jsa", "classes.lst", "classes.jsa.stamp", "dump.claim", "dump.json", "dump.log"
+ARCHIVE, CLASS_LIST, STAMP, CLAIM, DUMP_PLAN, DUMP_LOG, FAILED = (
+    "classes.jsa", "classes.lst", "classes.jsa.stamp", "dump.claim", "dump.json", "dump.log",
+    "dump.failed",
 )  # fmt: skip
 #: How many times a running JVM's memory maps are read for the archive.
 _MAP_LOOKS = 10
@@ -91,16 +91,6 @@ def archive_key(spark_home: Path, java: Path, class_path: str = "") -> str:
     return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 @dataclass
 class JvmArchive:
     """The archive of one driver JVM kind, and what one job does with it."""
@@ -135,13 +125,18 @@ class JvmArchive:
         return False
 
     def _dumping(self) -> bool:
-        claim = self.directory / CLAIM
+        """True while a dump runs: its process holds an exclusive ``flock`` on the claim."""
         try:
-            pid = int(claim.read_text().strip() or 0)
-            age = time.time() - claim.stat().st_mtime
-        except (OSError, ValueError):
+            fd = os.open(self.directory / CLAIM, os.O_RDONLY)
+        except OSError:
             return False
-        return pid > 0 and _alive(pid) and age < STALE_DUMP_SECONDS
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        finally:
+            os.close(fd)
+        return False
 
     def mapping_options(self) -> list[str]:
         """The JVM options that map the archive when it is ready (nothing is recorded:
@@ -154,7 +149,12 @@ class JvmArchive:
         if self.ready():
             return self.mapping_options()
         if (self.directory / CLASS_LIST).exists():
-            return []  # its dump runs, or failed: nothing to record again
+            # its dump runs, failed (dump.failed), or was stopped: then it starts again
+            plan = self.directory / DUMP_PLAN
+            if not (self.directory / FAILED).exists() and plan.exists():
+                with contextlib.suppress(OSError, ValueError):
+                    self._start_dump(json.loads(plan.read_text()))
+            return []
         self.directory.mkdir(parents=True, exist_ok=True)
         self.recording = self.directory / f"{CLASS_LIST}.{os.getpid()}.{time.time_ns()}.tmp"
         return [f"-XX:DumpLoadedClassList={self.recording}"]
@@ -200,27 +200,29 @@ class JvmArchive:
         return self._start_dump(plan)
 
     def _start_dump(self, plan: list[str]) -> bool:
-        claim = self.directory / CLAIM
-        if self._dumping():
-            return False
-        with contextlib.suppress(OSError):
-            claim.unlink()
+        """Start the dump in the background unless one runs; True if started. The claim's
+        exclusive ``flock`` is taken here and passed on to the dump's process, which holds
+        it until it ends (so a dump that dies leaves no claim behind)."""
+        fd = os.open(self.directory / CLAIM, os.O_CREAT | os.O_WRONLY, 0o644)
         try:
-            fd = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
+            os.close(fd)
             return False
-        (self.directory / DUMP_PLAN).write_text(json.dumps(plan))
-        with (self.directory / DUMP_LOG).open("ab") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "skil_sdk.spark.jvmarchive", str(self.directory)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=_lower_priority,
-            )
-        os.write(fd, str(process.pid).encode())
-        os.close(fd)
+        try:
+            atomic_write_text(self.directory / DUMP_PLAN, json.dumps(plan))
+            with (self.directory / DUMP_LOG).open("ab") as log:
+                subprocess.Popen(
+                    [sys.executable, "-m", "skil_sdk.spark.jvmarchive", str(self.directory)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    pass_fds=(fd,),
+                    preexec_fn=_lower_priority,
+                )
+        finally:
+            os.close(fd)
         return True
 
 
@@ -317,7 +319,8 @@ def with_java_options(args: Any, options: list[str]) -> Any:
 
 
 def dump(directory: Path) -> int:
-    """Dump ``directory``'s archive from its class list and plan; stamp it; exit code."""
+    """Dump ``directory``'s archive from its class list and plan; stamp it; exit code.
+    A dump that fails leaves ``dump.failed`` (no job starts it again)."""
     plan = json.loads((directory / DUMP_PLAN).read_text())
     partial = directory / f"{ARCHIVE}.tmp"
     try:
@@ -328,6 +331,8 @@ def dump(directory: Path) -> int:
             info = (directory / ARCHIVE).stat()
             stamp = {"size": info.st_size, "mtime_ns": info.st_mtime_ns}
             atomic_write_text(directory / STAMP, json.dumps(stamp))
+        else:
+            atomic_write_text(directory / FAILED, f"java -Xshare:dump exited with {code}\n")
         return code
     finally:
         with contextlib.suppress(OSError):

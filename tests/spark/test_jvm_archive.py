@@ -3,6 +3,7 @@ background, mapped by the next driver (real spark-submit, real ``java -Xshare:du
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
@@ -22,6 +23,8 @@ from skil_sdk.spark.jvmarchive import (
     ARCHIVE,
     CLAIM,
     CLASS_LIST,
+    DUMP_PLAN,
+    FAILED,
     STAMP,
     JvmArchive,
     driver_archive,
@@ -128,11 +131,38 @@ def test_a_class_list_without_an_archive_records_nothing_more(tmp_path: Path) ->
     directory = tmp_path / "key"
     directory.mkdir()
     (directory / CLASS_LIST).write_text("org/apache/spark/SparkContext\n")
-    (directory / CLAIM).write_text(str(os.getpid()))  # a dump runs
     archive = JvmArchive(directory)
-    assert archive.java_options() == [] and archive.state() == "dumping"
-    (directory / CLAIM).write_text("999999999")  # its process is gone
-    assert archive.state() == "unused"
+    with (directory / CLAIM).open("w") as claim:
+        fcntl.flock(claim, fcntl.LOCK_EX)  # as a running dump holds it
+        assert archive.java_options() == [] and archive.state() == "dumping"
+    assert archive.state() == "unused"  # the dump's process is gone: its lock with it
+    (directory / FAILED).write_text("java -Xshare:dump exited with 1\n")
+    assert archive.java_options() == [] and not archive.ready()
+
+
+def test_a_stopped_dump_starts_again_and_stamps_its_archive(tmp_path: Path) -> None:
+    directory = tmp_path / "key"
+    directory.mkdir()
+    (directory / CLASS_LIST).write_text("org/apache/spark/SparkContext\n")
+    # a stand-in for java -Xshare:dump: it writes the partial archive the real one would
+    partial = directory / f"{ARCHIVE}.tmp"
+    plan = [sys.executable, "-c", f"open({str(partial)!r}, 'wb').write(b'x' * 4096)"]
+    (directory / DUMP_PLAN).write_text(json.dumps(plan))
+    archive = JvmArchive(directory)
+    assert archive.java_options() == []  # this job records nothing; the dump restarts
+    _wait_for_dump(directory, timeout=120)
+    assert archive.ready() and archive.archive.stat().st_size == 4096
+    assert not partial.exists() and not (directory / FAILED).exists()
+    assert archive.java_options() == [f"-XX:SharedArchiveFile={archive.archive}"]
+    # a dump that fails says so, and is not started again
+    failing = tmp_path / "failing"
+    failing.mkdir()
+    (failing / CLASS_LIST).write_text("org/apache/spark/SparkContext\n")
+    (failing / DUMP_PLAN).write_text(json.dumps([sys.executable, "-c", "raise SystemExit(3)"]))
+    assert JvmArchive(failing).java_options() == []
+    _wait_for_dump(failing, timeout=120)
+    assert (failing / FAILED).read_text() == "java -Xshare:dump exited with 3\n"
+    assert not JvmArchive(failing).ready() and not (failing / CLAIM).exists()
 
 
 def test_java_options_join_the_users_own() -> None:
