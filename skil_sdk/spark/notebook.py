@@ -30,15 +30,18 @@ def bundle_session(
     """Start a SparkSession with ``args`` whose executors run the job bundle.
 
     The bundle (published plugins plus ``plugins`` projects) is built or found in the
-    cache first. There must be no SparkContext in this process yet: Spark reads its
-    launch settings once per process.
+    cache first. The driver's JVM maps this machine's class-data archive when one is
+    ready (:mod:`skil_sdk.spark.jvmarchive`). There must be no SparkContext in this
+    process yet: Spark reads its launch settings once per process.
     """
     from pyspark import SparkContext
     from pyspark.sql import SparkSession
 
     from skil_sdk.builder.api import ensure_bundle
+    from skil_sdk.spark.jvmarchive import driver_archive, with_java_options
     from skil_sdk.spark.process import bundle_submit_flags
     from skil_sdk.spark.request import node_cache_dir
+    from skil_sdk.spark.sparkhome import find_spark_home
 
     if SparkContext._active_spark_context is not None:
         raise ConflictError(
@@ -62,6 +65,8 @@ def bundle_session(
             f"execution_provider must be cpu or cuda, not {execution_provider!r}."
         )
     bundle = ensure_bundle([Path(p) for p in plugins], gpu=execution_provider == "cuda")
+    archive = driver_archive(args, find_spark_home(spark_home))
+    args = with_java_options(args, archive.mapping_options() if archive else [])
     flags = bundle_submit_flags(args, bundle, driver_in_bundle=False)
     if not args.name:
         flags += ["--name", "skil-sdk notebook"]

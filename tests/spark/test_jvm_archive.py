@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -232,3 +233,24 @@ def test_the_second_cold_job_maps_the_archive_the_first_recorded(
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert json.loads(shown.stdout)["details"]["jvm_archive"] == "used"
+
+    # a notebook's session (SkilContext.spark_session) maps it too
+    notebook = textwrap.dedent(f"""
+        from pathlib import Path
+        from skil_sdk import SkilContext, SparkArgs
+        ctx = SkilContext()
+        spark = ctx.spark_session(SparkArgs(master="local[2]", conf={{
+            "spark.ui.enabled": "false", "spark.driver.host": "127.0.0.1"}}))
+        jvm = spark.sparkContext._gateway.proc.pid
+        job = ctx.batch_inference(None, {model_id!r}, "parquet", {str(tmp_path / "nb")!r},
+                                  spark=spark, path={str(data)!r})
+        print({str(archive.archive)!r} in Path(f"/proc/{{jvm}}/maps").read_text())
+        spark.stop()
+    """)
+    ran = subprocess.run([sys.executable, "-c", notebook], capture_output=True, text=True,
+                         env=dict(os.environ), timeout=600)  # fmt: skip
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert ran.stdout.strip().splitlines()[-1] == "True"
+    table = read_output(tmp_path / "nb")
+    assert table.column("id").to_pylist() == list(range(200))
+    np.testing.assert_allclose(np.array(table.column("output").to_pylist()), expected, rtol=1e-5)
