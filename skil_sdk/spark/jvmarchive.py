@@ -6,7 +6,7 @@ sharing (CDS) maps them from an archive instead. There is one archive per Java, 
 install and driver class path, in the node cache (``SKIL_NODE_CACHE/jvm/KEY/``):
 
 1. The first cold job that finds no archive records the classes its driver loads
-   (``-XX:DumpLoadedClassList``: a text file; it costs the job nothing measurable).
+   (``-XX:DumpLoadedClassList``: a text file of under 1 MB, written as classes load).
 2. When that job has succeeded, a background process of low priority dumps the archive
    from the list (``java -Xshare:dump``; tens of seconds, about 170 MB), under a
    temporary name that is renamed when it is complete, and stamps it (size and mtime).
@@ -14,8 +14,9 @@ install and driver class path, in the node cache (``SKIL_NODE_CACHE/jvm/KEY/``):
    is removed, and the next job records again. A JVM that cannot use an archive (another
    class path) runs without it: Java's default ``-Xshare:auto``.
 
-Only drivers on this machine use it (local masters, client deploy mode), and only when
-the user's own driver JVM options leave class-data sharing alone.
+Only drivers on this machine use it (local masters, client deploy mode), on Linux (the
+driver JVM's command line and memory maps are read from ``/proc``), and only when the
+user's own driver JVM options leave class-data sharing alone.
 ``SKIL_JVM_ARCHIVE=off`` turns it off.
 """
 
@@ -266,11 +267,13 @@ def driver_archive(
     args: Any, spark_home: Path, env: dict[str, str] | None = None
 ) -> JvmArchive | None:
     """The archive for the driver of a spark-submit with ``args`` (a SparkArgs), or None
-    where it does not apply: turned off, a driver on another machine (cluster deploy
-    mode), the user's own class-data options, or no ``java`` found."""
+    where it does not apply: turned off, not Linux, a driver on another machine (cluster
+    deploy mode), the user's own class-data options, or no ``java`` found."""
     from skil_sdk.spark.request import node_cache_dir
 
-    if disabled() or (args.deploy_mode == "cluster" and args.master_kind != "local"):
+    if disabled() or not sys.platform.startswith("linux"):
+        return None
+    if args.deploy_mode == "cluster" and args.master_kind != "local":
         return None
     own = " ".join([args.driver_java_options or "",
                     str(args.conf.get("spark.driver.extraJavaOptions", ""))])  # fmt: skip
