@@ -184,7 +184,8 @@ class JvmArchive:
         self._looks = _MAP_LOOKS if self.recording is not None else self._looks + 1
         if self.recording is None:
             with contextlib.suppress(OSError):
-                self.mapped = str(self.archive) in Path(f"/proc/{pid}/maps").read_text()
+                maps = Path(f"/proc/{pid}/maps").read_bytes()
+                self.mapped = os.fsencode(os.path.realpath(self.archive)) in maps
 
     def after_job(self, succeeded: bool) -> bool:
         """After the job: keep a successful job's class list and start the dump in the
@@ -275,9 +276,11 @@ def driver_archive(
         return None
     if args.deploy_mode == "cluster" and args.master_kind != "local":
         return None
-    own = " ".join([args.driver_java_options or "",
-                    str(args.conf.get("spark.driver.extraJavaOptions", ""))])  # fmt: skip
-    if any(option in own for option in _USER_CDS_OPTIONS):
+    if "spark.driver.extraJavaOptions" in args.conf or _defaults_set_java_options(
+        args, spark_home, env
+    ):
+        return None  # --driver-java-options would replace those: leave them as they are
+    if any(option in (args.driver_java_options or "") for option in _USER_CDS_OPTIONS):
         return None
     java = java_binary(env)
     if java is None or not spark_home.is_dir():
@@ -292,8 +295,28 @@ def driver_archive(
     except OSError:
         return None
     root = Path(node_cache_dir()).absolute() / "jvm"
+    if any(char.isspace() or char in "'\"" for char in str(root)):
+        return None  # Spark splits driver JVM options on whitespace
     _keep_newest(root)
     return JvmArchive(root / key)
+
+
+def _defaults_set_java_options(args: Any, spark_home: Path, env: dict[str, str] | None) -> bool:
+    """True when a properties file or ``spark-defaults.conf`` sets the driver's JVM options
+    (which ``--driver-java-options`` would replace)."""
+    environment = env if env is not None else dict(os.environ)
+    conf_dir = environment.get("SPARK_CONF_DIR") or str(spark_home / "conf")
+    files = [args.properties_file] if args.properties_file else []
+    files.append(str(Path(conf_dir) / "spark-defaults.conf"))
+    for name in files:
+        try:
+            text = Path(name).expanduser().read_text(errors="replace")
+        except OSError:
+            continue
+        if any(line.strip().startswith("spark.driver.extraJavaOptions")
+               for line in text.splitlines()):  # fmt: skip
+            return True
+    return False
 
 
 def _keep_newest(root: Path) -> None:

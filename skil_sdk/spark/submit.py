@@ -274,8 +274,8 @@ def _run_cold(
     driver = job_dir / "driver.py"
     atomic_write_text(driver, "from skil_sdk.spark.driver import main\nraise SystemExit(main())\n")
     env = submit_env(job, bundle, token)
-    archive = driver_archive(job.spark(), find_spark_home(job.spark_home), env)
-    argv = submit_argv(job, bundle, driver, spec_path, archive.java_options() if archive else [])
+    archive, java_options = _jvm_archive(job, env)
+    argv = submit_argv(job, bundle, driver, spec_path, java_options)
     # The job's own temp dir (the Python driver's and local workers' temp files), removed
     # when the job ends.
     env["TMPDIR"] = str(ensure_dir(job_dir / "tmp"))
@@ -291,11 +291,28 @@ def _run_cold(
         stop_prewarm(warming)
         shutil.rmtree(job_dir / "tmp", ignore_errors=True)
         if archive is not None:
-            state = archive.state()
-            archive.after_job(returncode == 0)
-            with contextlib.suppress(SkilError):
-                details = store.get(spec.job_id).details
-                store.update(spec.job_id, details={**details, "jvm_archive": state})
+            _after_jvm_archive(archive, returncode == 0, spec.job_id, store)
+
+
+def _jvm_archive(job: JobSpec, env: dict[str, str]) -> tuple[Any, list[str]]:
+    """The driver JVM's class-data archive and its options; (None, []) where it does not
+    apply or its node cache cannot be used (the archive never fails a job)."""
+    try:
+        archive = driver_archive(job.spark(), find_spark_home(job.spark_home), env)
+        return (archive, archive.java_options()) if archive is not None else (None, [])
+    except (OSError, ValueError, SkilError):
+        return None, []
+
+
+def _after_jvm_archive(archive: Any, succeeded: bool, job_id: str, store: JobStore) -> None:
+    """Keep or drop the job's class list, start the dump, record what the driver did;
+    nothing of it fails the job."""
+    state = archive.state()
+    with contextlib.suppress(OSError, ValueError, subprocess.SubprocessError):
+        archive.after_job(succeeded)
+    with contextlib.suppress(SkilError):
+        details = store.get(job_id).details
+        store.update(job_id, details={**details, "jvm_archive": state})
 
 
 def _output_exists(job: JobSpec) -> bool:
