@@ -72,9 +72,11 @@ def _java_major(text: str) -> int | None:
 
 def check_java(ctx: _Context) -> Check:
     """Java is installed (``JAVA_HOME`` or PATH) and new enough for the Spark found."""
-    java_home = os.environ.get("JAVA_HOME")
-    java = str(Path(java_home) / "bin" / "java") if java_home else shutil.which("java")
-    if not java or not Path(java).exists():
+    from skil_sdk.spark.jvmarchive import java_binary
+
+    found = java_binary()
+    java = str(found) if found else None
+    if not java:
         return Check(
             "java",
             FAIL,

@@ -63,11 +63,13 @@ def disabled() -> bool:
 
 
 def java_binary(env: dict[str, str] | None = None) -> Path | None:
-    """The ``java`` spark-submit runs: ``JAVA_HOME/bin/java``, else the one on ``PATH``."""
+    """The ``java`` spark-submit runs: ``JAVA_HOME/bin/java`` when ``JAVA_HOME`` is set,
+    else the one on ``PATH``; None when that is missing."""
     env = env if env is not None else dict(os.environ)
     home = env.get("JAVA_HOME")
-    if home and (Path(home) / "bin" / "java").exists():
-        return Path(home) / "bin" / "java"
+    if home:
+        java = Path(home) / "bin" / "java"
+        return java if java.exists() else None
     found = shutil.which("java", path=env.get("PATH"))
     return Path(found) if found else None
 
